@@ -1,0 +1,83 @@
+package reign
+
+import (
+	"errors"
+	"fmt"
+)
+
+// Sentinel errors. Every error this package returns either is one of these or
+// wraps one, so callers test with errors.Is. Their text starts with "reign: ".
+var (
+	// ErrMailboxClosed: the mailbox has been closed (or never existed on
+	// this run of its node).
+	ErrMailboxClosed = errors.New("reign: mailbox closed")
+
+	// ErrNodeUnreachable: there is no working connection to the node that
+	// owns the address, or it was lost while waiting.
+	ErrNodeUnreachable = errors.New("reign: node unreachable")
+
+	// ErrUnknownType: a message's type is not registered with the node
+	// (on sending), or names a type the receiving node does not know.
+	ErrUnknownType = errors.New("reign: unknown message type")
+
+	// ErrDecode: a message's bytes could not be decoded by the codec.
+	ErrDecode = errors.New("reign: message could not be decoded")
+
+	// ErrFrameTooLarge: a frame, or an encoded message, exceeds the
+	// configured maximum frame size.
+	ErrFrameTooLarge = errors.New("reign: frame too large")
+
+	// ErrZeroAddress: the operation was given the zero Address.
+	ErrZeroAddress = errors.New("reign: zero address")
+
+	// ErrUnboundAddress: the Address was built by UnmarshalBinary or
+	// UnmarshalText and is not bound to a node yet; see Node.BindAddress.
+	ErrUnboundAddress = errors.New("reign: address not bound to a node")
+
+	// ErrNotLocal: the operation needs a mailbox of this node.
+	ErrNotLocal = errors.New("reign: address is not a local mailbox")
+
+	// ErrBadConfig: NewNode was given an unusable Config or ClusterSpec;
+	// the *ConfigError that wraps it names the field.
+	ErrBadConfig = errors.New("reign: bad configuration")
+
+	// ErrBadAddress: bytes or text that do not encode an Address.
+	ErrBadAddress = errors.New("reign: malformed address")
+)
+
+// ConfigError reports which field of a Config or ClusterSpec is wrong.
+// It wraps ErrBadConfig and, where there is one, the underlying cause.
+type ConfigError struct {
+	Field string // e.g. "Config.NodeID" or "nodes[2].address"
+	Msg   string // what is wrong with it
+	Err   error  // the underlying cause, if any
+}
+
+func (e *ConfigError) Error() string {
+	s := "reign: bad configuration: " + e.Field + ": " + e.Msg
+	if e.Err != nil {
+		s += ": " + e.Err.Error()
+	}
+	return s
+}
+
+// Unwrap returns ErrBadConfig and the cause, for errors.Is and errors.As.
+func (e *ConfigError) Unwrap() []error {
+	if e.Err != nil {
+		return []error{ErrBadConfig, e.Err}
+	}
+	return []error{ErrBadConfig}
+}
+
+// TypeError is returned when a message's type cannot be sent or received.
+// It wraps ErrUnknownType.
+type TypeError struct {
+	Type string // the Go type, or the name read from the wire
+}
+
+func (e *TypeError) Error() string {
+	return fmt.Sprintf("reign: unknown message type %q (register it with Node.RegisterType on both nodes)", e.Type)
+}
+
+// Unwrap returns ErrUnknownType.
+func (e *TypeError) Unwrap() error { return ErrUnknownType }
