@@ -81,3 +81,26 @@ func (e *TypeError) Error() string {
 
 // Unwrap returns ErrUnknownType.
 func (e *TypeError) Unwrap() error { return ErrUnknownType }
+
+// SendError reports a failed Send with the Address it was for. It wraps the
+// condition: ErrMailboxClosed, ErrNodeUnreachable, ErrUnknownType, ...
+type SendError struct {
+	To  Address
+	Err error
+}
+
+func (e *SendError) Error() string { return "reign: send to " + e.To.String() + ": " + trimPrefix(e.Err.Error()) }
+
+// Unwrap returns the condition.
+func (e *SendError) Unwrap() error { return e.Err }
+
+func trimPrefix(s string) string {
+	const p = "reign: "
+	if len(s) >= len(p) && s[:len(p)] == p {
+		return s[len(p):]
+	}
+	return s
+}
+
+// ErrBadName: a registry name that is empty or longer than MaxNameLen.
+var ErrBadName = errors.New("reign: bad registry name")

@@ -1,0 +1,88 @@
+package reign
+
+import (
+	"context"
+	"fmt"
+)
+
+// Request is what Call delivers to a server's mailbox: the body of the call
+// and where to send the reply. Handle it as a gen_server handles a call:
+// receive it, work out the answer, and Reply. A Request may be kept and
+// replied to later, or passed to another mailbox (even on another node)
+// that replies instead.
+type Request struct {
+	Body    any // what the caller passed to Call
+	replyTo Address
+	ref     uint64
+}
+
+// callReply carries a Reply back to the caller's private mailbox.
+type callReply struct {
+	ref   uint64
+	value any
+}
+
+// ReplyTo returns the Address the reply goes to: the caller's private reply
+// mailbox, which exists only while the call waits (Erlang's From).
+func (r Request) ReplyTo() Address { return r.replyTo }
+
+// Reply sends v to the caller as the result of its Call. A reply that
+// arrives after the caller stopped waiting (its context ended, or it got a
+// reply already) is discarded, never left in any mailbox; locally Reply
+// then returns an error wrapping ErrMailboxClosed. v travels to another
+// node like any message: its type must be registered on both nodes.
+func (r Request) Reply(v any) error {
+	if r.replyTo.n == nil {
+		return r.replyTo.unboundErr()
+	}
+	return r.replyTo.n.send(r.replyTo, callReply{ref: r.ref, value: v})
+}
+
+// Call sends Request{Body: body} to server and waits for the value the
+// server passes to Reply, the way gen_server:call does.
+//
+// It fails fast, with an error wrapping ErrMailboxClosed, if server's
+// mailbox is closed or closes before replying, and with one wrapping
+// ErrNodeUnreachable if server's node is or becomes unreachable. ctx bounds
+// the wait; when it ends, Call returns ctx.Err() and a reply that comes
+// later is discarded. Call works across nodes: Request is always
+// decodable, and body and the reply travel as messages.
+//
+// Each Call uses a short-lived private mailbox on the node server is bound
+// to, so calls are safe from any goroutine, concurrently.
+func Call(ctx context.Context, server Address, body any) (any, error) {
+	n := server.n
+	if n == nil {
+		return nil, server.unboundErr()
+	}
+	from, mb := n.NewMailbox()
+	defer mb.Close()
+	server.OnCloseNotify(from)
+	defer server.RemoveNotify(from)
+	ref := n.refs.Add(1)
+	if err := n.send(server, Request{Body: body, replyTo: from, ref: ref}); err != nil {
+		return nil, err
+	}
+	v, err := mb.ReceiveMatch(ctx, func(m any) bool {
+		switch m := m.(type) {
+		case callReply:
+			return m.ref == ref
+		case MailboxClosed:
+			return m.Address == server
+		}
+		return false
+	})
+	if err != nil {
+		return nil, err
+	}
+	switch m := v.(type) {
+	case callReply:
+		return m.value, nil
+	case MailboxClosed:
+		if m.Reason == NoConnection || m.Reason == NodeShutdown {
+			return nil, fmt.Errorf("%w: server %v lost before replying (%v)", ErrNodeUnreachable, server, m.Reason)
+		}
+		return nil, fmt.Errorf("%w: server %v closed (%v) before replying", ErrMailboxClosed, server, m.Reason)
+	}
+	return nil, fmt.Errorf("reign: internal error: call received %T", v)
+}

@@ -1,0 +1,424 @@
+package reign
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"reflect"
+	"sync"
+	"sync/atomic"
+
+	"github.com/vmihailenco/msgpack/v5"
+)
+
+// Codec turns message values into bytes and back for messages that cross to
+// another node. The node does the rest: it names each message's type on the
+// wire (by the name it was registered under with RegisterType), picks the Go
+// type to decode into from its own registrations (never from names read off
+// the wire by reflection) and binds the Addresses inside decoded messages.
+//
+// A Codec must be safe for concurrent use and must not keep state shared
+// between the nodes that use it: one Codec value may serve several nodes.
+// Every node of a cluster must use a codec of the same Name.
+type Codec interface {
+	// Name identifies the codec and its settings in the handshake.
+	Name() string
+	// Marshal appends the encoding of v to dst and returns the result.
+	Marshal(dst []byte, v any) ([]byte, error)
+	// Unmarshal decodes data into the value ptr points to. ptr is always a
+	// non-nil pointer to a value of a registered type.
+	Unmarshal(data []byte, ptr any) error
+}
+
+// MsgpackCodec is the default Codec: MessagePack through
+// github.com/vmihailenco/msgpack/v5, with structs encoded as maps keyed by
+// field name (so nodes may add fields to a message type one at a time).
+// It uses none of msgpack's package-global registrations. Address fields
+// are encoded as 14-byte bin values. The zero value is ready to use.
+type MsgpackCodec struct{}
+
+// Name returns "msgpack".
+func (MsgpackCodec) Name() string { return "msgpack" }
+
+type msgpackEncoder struct {
+	w   appendWriter
+	enc *msgpack.Encoder
+}
+
+type msgpackDecoder struct {
+	r   bytes.Reader
+	dec *msgpack.Decoder
+}
+
+// appendWriter is an io.Writer and io.ByteWriter that appends to a slice,
+// so msgpack writes straight into the caller's buffer.
+type appendWriter struct{ b []byte }
+
+func (w *appendWriter) Write(p []byte) (int, error) {
+	w.b = append(w.b, p...)
+	return len(p), nil
+}
+
+func (w *appendWriter) WriteByte(c byte) error {
+	w.b = append(w.b, c)
+	return nil
+}
+
+// The pools cache encoder and decoder objects; they hold no node's state.
+var (
+	msgpackEncoders = sync.Pool{New: func() any {
+		e := new(msgpackEncoder)
+		e.enc = msgpack.NewEncoder(&e.w)
+		return e
+	}}
+	msgpackDecoders = sync.Pool{New: func() any {
+		d := new(msgpackDecoder)
+		d.dec = msgpack.NewDecoder(&d.r)
+		return d
+	}}
+)
+
+// Marshal appends v's MessagePack encoding to dst.
+func (MsgpackCodec) Marshal(dst []byte, v any) ([]byte, error) {
+	e := msgpackEncoders.Get().(*msgpackEncoder)
+	e.w.b = dst
+	err := e.enc.Encode(v)
+	out := e.w.b
+	e.w.b = nil
+	msgpackEncoders.Put(e)
+	return out, err
+}
+
+// Unmarshal decodes data into ptr; trailing bytes are an error.
+func (MsgpackCodec) Unmarshal(data []byte, ptr any) error {
+	d := msgpackDecoders.Get().(*msgpackDecoder)
+	d.r.Reset(data)
+	d.dec.Reset(&d.r)
+	err := d.dec.Decode(ptr)
+	if err == nil && d.r.Len() != 0 {
+		err = fmt.Errorf("%d bytes after the value", d.r.Len())
+	}
+	d.r.Reset(nil)
+	d.dec.Reset(&d.r)
+	msgpackDecoders.Put(d)
+	return err
+}
+
+// JSONCodec encodes messages as JSON with encoding/json; Addresses travel
+// in their text form. It is slower and larger than MsgpackCodec and shows
+// that the codec is pluggable; it suits debugging with a packet capture.
+// The zero value is ready to use.
+type JSONCodec struct{}
+
+// Name returns "json".
+func (JSONCodec) Name() string { return "json" }
+
+// Marshal appends v's JSON encoding to dst.
+func (JSONCodec) Marshal(dst []byte, v any) ([]byte, error) {
+	b, err := json.Marshal(v)
+	return append(dst, b...), err
+}
+
+// Unmarshal decodes JSON data into ptr.
+func (JSONCodec) Unmarshal(data []byte, ptr any) error {
+	return json.Unmarshal(data, ptr)
+}
+
+// typeInfo is one registered message type.
+type typeInfo struct {
+	name string
+	t    reflect.Type
+	bind binder // binds the Addresses in a decoded value; nil if it has none
+}
+
+// typeRegistry is one node's set of message types: never shared between
+// nodes. Reads take no lock (copy-on-write maps); registration is rare.
+type typeRegistry struct {
+	mu     sync.Mutex
+	byType atomic.Pointer[map[reflect.Type]*typeInfo]
+	byName atomic.Pointer[map[string]*typeInfo]
+}
+
+// builtinTypes are registered on every node, so plain values and the
+// library's own messages can cross between nodes without ceremony.
+var builtinTypes = []any{
+	"", []byte(nil), false,
+	int(0), int8(0), int16(0), int32(0), int64(0),
+	uint(0), uint8(0), uint16(0), uint32(0), uint64(0),
+	float32(0), float64(0),
+	[]string(nil), map[string]string(nil), map[string]any(nil), []any(nil),
+	Address{}, MailboxClosed{}, MultipleClaim{},
+}
+
+// typeName is the name a type is registered under by default: its package
+// path and name for a named type, its Go syntax otherwise, and "*" before
+// either for a pointer type.
+func typeName(t reflect.Type) string {
+	if t.Kind() == reflect.Pointer && t.Name() == "" {
+		return "*" + typeName(t.Elem())
+	}
+	if t.Name() != "" && t.PkgPath() != "" {
+		return t.PkgPath() + "." + t.Name()
+	}
+	return t.String()
+}
+
+func (r *typeRegistry) register(name string, v any) error {
+	if v == nil {
+		return fmt.Errorf("%w: RegisterType(nil)", ErrBadConfig)
+	}
+	t := reflect.TypeOf(v)
+	switch t.Kind() {
+	case reflect.Chan, reflect.Func, reflect.UnsafePointer, reflect.Interface:
+		return fmt.Errorf("%w: message type %v cannot be encoded", ErrBadConfig, t)
+	}
+	if name == "" {
+		name = typeName(t)
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	byType, byName := r.maps()
+	if old, ok := byName[name]; ok {
+		if old.t == t {
+			return nil
+		}
+		return fmt.Errorf("%w: type name %q is already registered for %v", ErrBadConfig, name, old.t)
+	}
+	if old, ok := byType[t]; ok {
+		return fmt.Errorf("%w: type %v is already registered as %q", ErrBadConfig, t, old.name)
+	}
+	info := &typeInfo{name: name, t: t, bind: makeBinder(t)}
+	nt := make(map[reflect.Type]*typeInfo, len(byType)+1)
+	nn := make(map[string]*typeInfo, len(byName)+1)
+	for k, v := range byType {
+		nt[k] = v
+	}
+	for k, v := range byName {
+		nn[k] = v
+	}
+	nt[t], nn[name] = info, info
+	r.byType.Store(&nt)
+	r.byName.Store(&nn)
+	return nil
+}
+
+func (r *typeRegistry) maps() (map[reflect.Type]*typeInfo, map[string]*typeInfo) {
+	var bt map[reflect.Type]*typeInfo
+	var bn map[string]*typeInfo
+	if p := r.byType.Load(); p != nil {
+		bt = *p
+	}
+	if p := r.byName.Load(); p != nil {
+		bn = *p
+	}
+	return bt, bn
+}
+
+func (r *typeRegistry) forType(t reflect.Type) *typeInfo {
+	if p := r.byType.Load(); p != nil {
+		return (*p)[t]
+	}
+	return nil
+}
+
+func (r *typeRegistry) forName(name string) *typeInfo {
+	if p := r.byName.Load(); p != nil {
+		return (*p)[name]
+	}
+	return nil
+}
+
+// encodeMessage appends msg's encoding to dst and returns its type.
+func (n *Node) encodeMessage(dst []byte, msg any) ([]byte, *typeInfo, error) {
+	if msg == nil {
+		return dst, nil, &TypeError{Type: "nil"}
+	}
+	info := n.types.forType(reflect.TypeOf(msg))
+	if info == nil {
+		return dst, nil, &TypeError{Type: reflect.TypeOf(msg).String()}
+	}
+	out, err := n.codec.Marshal(dst, msg)
+	if err != nil {
+		return dst, nil, fmt.Errorf("%w: encoding %s: %v", ErrDecode, info.name, err)
+	}
+	return out, info, nil
+}
+
+// errCodecPanic marks a codec that panicked on hostile input.
+var errCodecPanic = errors.New("codec panicked")
+
+// decodeMessage decodes data as a value of the registered type info and
+// binds the Addresses in it to n. It never panics: a codec that panics on
+// malformed input yields an error wrapping ErrDecode.
+func (n *Node) decodeMessage(info *typeInfo, data []byte) (v any, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			v, err = nil, fmt.Errorf("%w: %s: %w: %v", ErrDecode, info.name, errCodecPanic, p)
+		}
+	}()
+	p := reflect.New(info.t)
+	if err := n.codec.Unmarshal(data, p.Interface()); err != nil {
+		return nil, fmt.Errorf("%w: %s: %v", ErrDecode, info.name, err)
+	}
+	if info.bind != nil {
+		info.bind(p.Elem(), n)
+	}
+	return p.Elem().Interface(), nil
+}
+
+// A binder binds every Address reachable in v (which is addressable) to n.
+type binder func(v reflect.Value, n *Node)
+
+var addressType = reflect.TypeFor[Address]()
+
+// makeBinder returns a binder for t, or nil if no Address can be reached in
+// a value of type t (other than through interfaces, which codecs decode to
+// plain data and which are left alone).
+func makeBinder(t reflect.Type) binder {
+	b := &binderBuilder{has: map[reflect.Type]bool{}, made: map[reflect.Type]*binder{}}
+	b.analyze(t)
+	return b.build(t)
+}
+
+type binderBuilder struct {
+	has  map[reflect.Type]bool
+	made map[reflect.Type]*binder
+}
+
+// hasAddress reports whether t can hold an Address.
+func (b *binderBuilder) hasAddress(t reflect.Type) bool { return b.has[t] }
+
+// children lists the types a value of type t holds directly (exported
+// struct fields, elements, map keys); interfaces hold nothing we bind.
+func children(t reflect.Type) []reflect.Type {
+	switch t.Kind() {
+	case reflect.Struct:
+		var out []reflect.Type
+		for i := 0; i < t.NumField(); i++ {
+			if f := t.Field(i); f.IsExported() {
+				out = append(out, f.Type)
+			}
+		}
+		return out
+	case reflect.Pointer, reflect.Slice, reflect.Array:
+		return []reflect.Type{t.Elem()}
+	case reflect.Map:
+		return []reflect.Type{t.Key(), t.Elem()}
+	}
+	return nil
+}
+
+// analyze fills b.has for every type reachable from t: a fixed point over
+// the type graph, so recursive types are judged by all their paths.
+func (b *binderBuilder) analyze(t reflect.Type) {
+	edges := map[reflect.Type][]reflect.Type{}
+	stack := []reflect.Type{t}
+	for len(stack) > 0 {
+		x := stack[len(stack)-1]
+		stack = stack[:len(stack)-1]
+		if _, seen := edges[x]; seen {
+			continue
+		}
+		if x == addressType {
+			edges[x] = nil
+			b.has[x] = true
+			continue
+		}
+		edges[x] = children(x)
+		stack = append(stack, edges[x]...)
+	}
+	for changed := true; changed; {
+		changed = false
+		for x, cs := range edges {
+			if b.has[x] {
+				continue
+			}
+			for _, c := range cs {
+				if b.has[c] {
+					b.has[x], changed = true, true
+					break
+				}
+			}
+		}
+	}
+}
+
+func (b *binderBuilder) build(t reflect.Type) binder {
+	if !b.hasAddress(t) {
+		return nil
+	}
+	if p, ok := b.made[t]; ok {
+		// recursive: call through the slot that the outer build fills
+		return func(v reflect.Value, n *Node) { (*p)(v, n) }
+	}
+	slot := new(binder)
+	b.made[t] = slot
+	var f binder
+	switch t.Kind() {
+	case reflect.Struct:
+		if t == addressType {
+			f = func(v reflect.Value, n *Node) {
+				a := (*Address)(v.Addr().UnsafePointer())
+				if !a.IsZero() {
+					a.n = n
+				}
+			}
+			break
+		}
+		type fieldBinder struct {
+			i int
+			b binder
+		}
+		var fs []fieldBinder
+		for i := 0; i < t.NumField(); i++ {
+			if ft := t.Field(i); ft.IsExported() {
+				if fb := b.build(ft.Type); fb != nil {
+					fs = append(fs, fieldBinder{i, fb})
+				}
+			}
+		}
+		f = func(v reflect.Value, n *Node) {
+			for _, fb := range fs {
+				fb.b(v.Field(fb.i), n)
+			}
+		}
+	case reflect.Pointer:
+		eb := b.build(t.Elem())
+		f = func(v reflect.Value, n *Node) {
+			if !v.IsNil() {
+				eb(v.Elem(), n)
+			}
+		}
+	case reflect.Slice, reflect.Array:
+		eb := b.build(t.Elem())
+		f = func(v reflect.Value, n *Node) {
+			for i := 0; i < v.Len(); i++ {
+				eb(v.Index(i), n)
+			}
+		}
+	case reflect.Map:
+		kb, eb := b.build(t.Key()), b.build(t.Elem())
+		f = func(v reflect.Value, n *Node) {
+			if v.Len() == 0 {
+				return
+			}
+			out := reflect.MakeMapWithSize(t, v.Len())
+			k, e := reflect.New(t.Key()).Elem(), reflect.New(t.Elem()).Elem()
+			for it := v.MapRange(); it.Next(); {
+				k.Set(it.Key())
+				e.Set(it.Value())
+				if kb != nil {
+					kb(k, n)
+				}
+				if eb != nil {
+					eb(e, n)
+				}
+				out.SetMapIndex(k, e)
+			}
+			v.Set(out)
+		}
+	}
+	*slot = f
+	return f
+}

@@ -1,0 +1,357 @@
+package reign
+
+import (
+	"context"
+	"sync"
+)
+
+// Mailbox is the receiving end of an Address: the queue of messages sent to
+// it. It stays in the process that made it (Node.NewMailbox); its Address can
+// go anywhere.
+//
+// A Mailbox is passive: it has no goroutine of its own. Messages wait in an
+// unbounded FIFO queue (Erlang's choice) until a receiver takes them;
+// receivers wait on their own goroutines. All methods are safe for
+// concurrent use, though a mailbox usually has one receiving goroutine.
+type Mailbox struct {
+	mu      sync.Mutex
+	buf     []any // ring buffer of queued messages; nil while never used
+	head    int32 // index in buf of the oldest message
+	count   int32 // number of queued messages
+	closed  bool
+	id      uint64
+	n       *Node
+	waiters *waiter               // receivers waiting for a message, newest first
+	links   map[Address]struct{} // who to tell when this mailbox closes; nil if none
+}
+
+// A waiter is one blocked receiver. Waiters are pooled, so waiting allocates
+// nothing in steady state.
+type waiter struct {
+	ch     chan struct{} // capacity 1: a push or Close wakes the receiver
+	next   *waiter
+	linked bool // on its mailbox's waiters list (guarded by the mailbox's mu)
+}
+
+// waiterPool caches waiters; it holds no state of any node.
+var waiterPool = sync.Pool{New: func() any { return &waiter{ch: make(chan struct{}, 1)} }}
+
+// shrinkAbove is the buffer size beyond which an emptied queue gives its
+// buffer back, so a burst does not pin memory for the mailbox's lifetime.
+const shrinkAbove = 1024
+
+// Address returns the mailbox's Address.
+func (m *Mailbox) Address() Address {
+	return Address{n: m.n, id: m.id, inc: m.n.inc, node: m.n.id}
+}
+
+// Len returns the number of messages waiting in the mailbox.
+func (m *Mailbox) Len() int {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return int(m.count)
+}
+
+// push appends v to the queue and wakes the waiting receivers.
+func (m *Mailbox) push(v any) error {
+	m.mu.Lock()
+	if m.closed {
+		m.mu.Unlock()
+		return ErrMailboxClosed
+	}
+	if int(m.count) == len(m.buf) {
+		m.grow()
+	}
+	i := int(m.head) + int(m.count)
+	if i >= len(m.buf) {
+		i -= len(m.buf)
+	}
+	m.buf[i] = v
+	m.count++
+	w := m.waiters
+	m.waiters = nil
+	for x := w; x != nil; x = x.next {
+		x.linked = false
+	}
+	m.mu.Unlock()
+	wakeAll(w)
+	return nil
+}
+
+// wakeAll wakes a detached list of waiters. The list must have been
+// detached under the mailbox's lock; next is read before each wake, since a
+// woken waiter may be reused at once.
+func wakeAll(w *waiter) {
+	for w != nil {
+		next := w.next
+		w.next = nil
+		select {
+		case w.ch <- struct{}{}:
+		default:
+		}
+		w = next
+	}
+}
+
+// grow doubles the ring buffer, keeping the messages in order.
+func (m *Mailbox) grow() {
+	size := 2 * len(m.buf)
+	if size == 0 {
+		size = 8
+	}
+	nb := make([]any, size)
+	if m.count > 0 {
+		k := copy(nb, m.buf[m.head:])
+		if k < int(m.count) {
+			copy(nb[k:], m.buf[:int(m.count)-k])
+		}
+	}
+	m.buf = nb
+	m.head = 0
+}
+
+// take removes and returns the message at position i of the queue (0 is
+// the oldest), moving whichever side of the queue is shorter.
+func (m *Mailbox) take(i int) any {
+	size := len(m.buf)
+	head := int(m.head)
+	at := head + i
+	if at >= size {
+		at -= size
+	}
+	v := m.buf[at]
+	last := int(m.count) - 1
+	switch {
+	case i == 0:
+		m.buf[at] = nil
+		head++
+		if head == size {
+			head = 0
+		}
+		m.head = int32(head)
+	case i == last:
+		m.buf[at] = nil
+	case i < last-i:
+		// shift the i older messages one place towards the tail
+		for j := i; j > 0; j-- {
+			to := head + j
+			if to >= size {
+				to -= size
+			}
+			from := to - 1
+			if from < 0 {
+				from += size
+			}
+			m.buf[to] = m.buf[from]
+		}
+		m.buf[head] = nil
+		head++
+		if head == size {
+			head = 0
+		}
+		m.head = int32(head)
+	default:
+		// shift the newer messages one place towards the head
+		for j := i; j < last; j++ {
+			to := head + j
+			if to >= size {
+				to -= size
+			}
+			from := to + 1
+			if from >= size {
+				from -= size
+			}
+			m.buf[to] = m.buf[from]
+		}
+		end := head + last
+		if end >= size {
+			end -= size
+		}
+		m.buf[end] = nil
+	}
+	m.count--
+	if m.count == 0 {
+		m.head = 0
+		if size > shrinkAbove {
+			m.buf = nil
+		}
+	}
+	return v
+}
+
+// find returns the queue position of the first message match accepts, or
+// -1. A nil match accepts anything. The caller holds m.mu; if match
+// panics, the caller's deferred unlock releases it.
+func (m *Mailbox) find(match func(any) bool) int {
+	if m.count == 0 {
+		return -1
+	}
+	if match == nil {
+		return 0
+	}
+	head, count := int(m.head), int(m.count)
+	first := m.buf[head:]
+	if len(first) > count {
+		first = first[:count]
+	}
+	for i, v := range first {
+		if match(v) {
+			return i
+		}
+	}
+	rest := m.buf[:count-len(first)]
+	for i, v := range rest {
+		if match(v) {
+			return len(first) + i
+		}
+	}
+	return -1
+}
+
+// tryTake takes the first message match accepts. It reports closed if the
+// mailbox is closed (and so nothing can arrive); if w is non-nil and
+// nothing matched, w is put on the waiters list before the lock is
+// released, so no push can be missed.
+func (m *Mailbox) tryTake(match func(any) bool, w *waiter) (v any, ok, closed bool) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if i := m.find(match); i >= 0 {
+		return m.take(i), true, false
+	}
+	if m.closed {
+		return nil, false, true
+	}
+	if w != nil {
+		w.next = m.waiters
+		w.linked = true
+		m.waiters = w
+	}
+	return nil, false, false
+}
+
+// Receive returns the oldest message, waiting for one if the mailbox is
+// empty. A message already queued is returned even if ctx is already done;
+// ctx only bounds the wait. If ctx ends first, Receive returns ctx.Err()
+// and has consumed nothing, and leaves nothing behind that could take a
+// later message. Receive on a closed mailbox returns ErrMailboxClosed.
+func (m *Mailbox) Receive(ctx context.Context) (any, error) {
+	return m.receive(ctx, nil)
+}
+
+// ReceiveMatch returns the first queued message, oldest first, for which
+// match returns true, waiting for one if there is none; the messages it
+// passes over stay queued in order (Erlang's selective receive). Its cost is
+// proportional to the number of messages match has to look at.
+//
+// match is called with the mailbox locked: it must be a quick test of the
+// message that does not call methods of this Mailbox or send to it. It may
+// be called more than once for the same message.
+//
+// Contexts and closing behave as for Receive.
+func (m *Mailbox) ReceiveMatch(ctx context.Context, match func(any) bool) (any, error) {
+	if match == nil {
+		match = matchAny
+	}
+	return m.receive(ctx, match)
+}
+
+func matchAny(any) bool { return true }
+
+// ReceiveAsync returns the oldest message, if there is one, without waiting.
+func (m *Mailbox) ReceiveAsync() (any, bool) {
+	v, ok, _ := m.tryTake(nil, nil)
+	return v, ok
+}
+
+// ReceiveMatchAsync returns the first message for which match returns true,
+// if there is one, without waiting. match is called as by ReceiveMatch.
+func (m *Mailbox) ReceiveMatchAsync(match func(any) bool) (any, bool) {
+	if match == nil {
+		match = matchAny
+	}
+	v, ok, _ := m.tryTake(match, nil)
+	return v, ok
+}
+
+func (m *Mailbox) receive(ctx context.Context, match func(any) bool) (any, error) {
+	if v, ok, closed := m.tryTake(match, nil); ok {
+		return v, nil
+	} else if closed {
+		return nil, ErrMailboxClosed
+	}
+	done := ctx.Done()
+	w := waiterPool.Get().(*waiter)
+	defer waiterPool.Put(w)
+	for {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		v, ok, closed := m.tryTake(match, w)
+		if ok {
+			return v, nil
+		}
+		if closed {
+			return nil, ErrMailboxClosed
+		}
+		select {
+		case <-w.ch:
+			// a push or Close detached w from the list; look again
+		case <-done:
+			return m.cancelWait(w, match, ctx.Err())
+		}
+	}
+}
+
+// cancelWait takes w off the waiters list after ctx ended. If a push
+// already detached it, its wake-up is drained so the pooled waiter is
+// clean. A message that matched in the meantime is still returned.
+func (m *Mailbox) cancelWait(w *waiter, match func(any) bool, err error) (any, error) {
+	m.mu.Lock()
+	wasLinked := w.linked
+	if wasLinked {
+		for p := &m.waiters; *p != nil; p = &(*p).next {
+			if *p == w {
+				*p = w.next
+				break
+			}
+		}
+		w.next = nil
+		w.linked = false
+	}
+	m.mu.Unlock()
+	if !wasLinked {
+		<-w.ch // the waker detached w and is sending (or has sent) its token
+	}
+	if v, ok, _ := m.tryTake(match, nil); ok {
+		return v, nil
+	}
+	return nil, err
+}
+
+// Close closes the mailbox: queued messages are discarded, later sends to
+// it fail (locally with ErrMailboxClosed), receivers waiting on it return
+// ErrMailboxClosed, every Address registered with OnCloseNotify receives a
+// MailboxClosed with reason Normal, and its registry names are released.
+// Close is idempotent.
+func (m *Mailbox) Close() {
+	m.mu.Lock()
+	if m.closed {
+		m.mu.Unlock()
+		return
+	}
+	m.closed = true
+	clear(m.buf)
+	m.buf, m.head, m.count = nil, 0, 0
+	w := m.waiters
+	m.waiters = nil
+	for x := w; x != nil; x = x.next {
+		x.linked = false
+	}
+	links := m.links
+	m.links = nil
+	m.mu.Unlock()
+
+	m.n.table.remove(m.id)
+	wakeAll(w)
+	m.n.mailboxClosed(m.Address(), links)
+}
