@@ -89,7 +89,9 @@ type SendError struct {
 	Err error
 }
 
-func (e *SendError) Error() string { return "reign: send to " + e.To.String() + ": " + trimPrefix(e.Err.Error()) }
+func (e *SendError) Error() string {
+	return "reign: send to " + e.To.String() + ": " + trimPrefix(e.Err.Error())
+}
 
 // Unwrap returns the condition.
 func (e *SendError) Unwrap() error { return e.Err }

@@ -21,7 +21,7 @@ type Mailbox struct {
 	closed  bool
 	id      uint64
 	n       *Node
-	waiters *waiter               // receivers waiting for a message, newest first
+	waiters *waiter              // receivers waiting for a message, newest first
 	links   map[Address]struct{} // who to tell when this mailbox closes; nil if none
 }
 
