@@ -106,3 +106,7 @@ func trimPrefix(s string) string {
 
 // ErrBadName: a registry name that is empty or longer than MaxNameLen.
 var ErrBadName = errors.New("reign: bad registry name")
+
+// ErrHandshake: a connection's reign handshake failed (no common protocol
+// version, another codec, a malformed or missing Hello, a timeout).
+var ErrHandshake = errors.New("reign: handshake failed")

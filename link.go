@@ -132,11 +132,15 @@ func (n *Node) closedReason(a Address) Reason {
 
 // mailboxClosed tells a closed mailbox's watchers and releases its names.
 func (n *Node) mailboxClosed(a Address, links map[Address]struct{}) {
+	remote := false
 	for notify := range links {
+		remote = remote || notify.node != n.id
 		n.notifyClosed(notify, MailboxClosed{Address: a, Reason: Normal})
 	}
 	n.reg.releaseMailbox(a)
-	n.unlinkWatcher(a)
+	if remote {
+		n.unlinkWatcher(a)
+	}
 }
 
 // notifyClosed delivers mc to notify, wherever it is. Delivery failures are
