@@ -360,7 +360,7 @@ func (d *dec) rest() []byte {
 	if !d.ok {
 		return nil
 	}
-	v := d.b
+	v := d.b[:len(d.b):len(d.b)]
 	d.b = d.b[len(d.b):]
 	return v
 }
