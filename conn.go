@@ -514,11 +514,11 @@ func (c *conn) decodeValue(id uint32, body []byte) (v any, ok bool, err error) {
 	return v, true, nil
 }
 
-// handshake runs the reign handshake on a TLS connection whose TLS
+// exchangeHello runs the reign handshake on a TLS connection whose TLS
 // handshake is done: each side sends Hello, reads the other's, and checks
 // that it names the node the certificate names, a shared protocol version
 // and the same codec.
-func handshake(ctx context.Context, n *Node, tc *tls.Conn, certID NodeID) (wire.Hello, error) {
+func exchangeHello(ctx context.Context, n *Node, tc *tls.Conn, certID NodeID) (wire.Hello, error) {
 	if dl, ok := ctx.Deadline(); ok {
 		_ = tc.SetDeadline(dl)
 		defer tc.SetDeadline(time.Time{})

@@ -253,7 +253,7 @@ func (c *cluster) accept(ctx context.Context, nc net.Conn) {
 		refuse(fmt.Errorf("%w: node %d dialed, but the lower ID dials (this node dials %d)", ErrHandshake, id, id))
 		return
 	}
-	hello, err := handshake(ctx, c.n, tc, id)
+	hello, err := exchangeHello(ctx, c.n, tc, id)
 	if err != nil {
 		refuse(err)
 		return
@@ -356,7 +356,7 @@ func (p *peer) dial(ctx context.Context) (*conn, error) {
 		p.log.Warn("connection failed", "addr", p.spec.Address, "reason", err.Error())
 		return nil, err
 	}
-	hello, err := handshake(ctx, n, tc, p.id)
+	hello, err := exchangeHello(ctx, n, tc, p.id)
 	if err != nil {
 		_ = nc.Close()
 		p.log.Warn("connection failed", "addr", p.spec.Address, "reason", err.Error())

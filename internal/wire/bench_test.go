@@ -65,7 +65,7 @@ func TestAppendSteadyStateAllocs(t *testing.T) {
 	scratch := make([]byte, 0, 64)
 	allocs := testing.AllocsPerRun(1000, func() {
 		out, start := BeginFrame(buf[:0], TypeRequest)
-		out = AppendRequest(out, Request{To: Ref{1, 2}, ReplyTo: Ref{3, 4}, CallRef: 5, TypeID: 6})
+		out = AppendRequest(out, Request{To: Ref{1, 2}, ReplyTo: Addr{7, 3, 4}, CallRef: 5, TypeID: 6})
 		out = append(out, benchBody...)
 		out, err := EndFrame(out, start, 0)
 		if err != nil {

@@ -69,13 +69,13 @@ type Closed struct {
 // carrying CallRef. Body is the rest of the payload.
 //
 //	To       Ref (12)
-//	ReplyTo  Ref (12)
+//	ReplyTo  Addr (14): may be on any node, so a Request can be forwarded
 //	CallRef  uint64
 //	TypeID   uvarint
 //	Body     rest
 type Request struct {
 	To      Ref
-	ReplyTo Ref
+	ReplyTo Addr
 	CallRef uint64
 	TypeID  uint32
 	Body    []byte
@@ -186,7 +186,7 @@ func ParseClosed(p []byte) (Closed, error) {
 // AppendMessage, the body may be appended afterwards instead.
 func AppendRequest(dst []byte, r Request) []byte {
 	dst = AppendRef(dst, r.To)
-	dst = AppendRef(dst, r.ReplyTo)
+	dst = AppendAddr(dst, r.ReplyTo)
 	dst = binary.BigEndian.AppendUint64(dst, r.CallRef)
 	dst = binary.AppendUvarint(dst, uint64(r.TypeID))
 	return append(dst, r.Body...)
@@ -195,7 +195,7 @@ func AppendRequest(dst []byte, r Request) []byte {
 // ParseRequest decodes the payload of a Request frame. Body aliases p.
 func ParseRequest(p []byte) (Request, error) {
 	d := dec{b: p, ok: true}
-	v := Request{To: d.ref(), ReplyTo: d.ref(), CallRef: d.u64(), TypeID: d.uv32(), Body: d.rest()}
+	v := Request{To: d.ref(), ReplyTo: d.addr(), CallRef: d.u64(), TypeID: d.uv32(), Body: d.rest()}
 	if err := d.done("Request"); err != nil {
 		return Request{}, err
 	}
@@ -310,6 +310,15 @@ func (d *dec) u64() uint64 {
 		return binary.BigEndian.Uint64(b)
 	}
 	return 0
+}
+
+func (d *dec) addr() Addr {
+	if !d.ok {
+		return Addr{}
+	}
+	a, rest, err := ParseAddr(d.b)
+	d.b, d.ok = rest, err == nil
+	return a
 }
 
 func (d *dec) ref() Ref {

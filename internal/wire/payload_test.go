@@ -94,8 +94,8 @@ func samples() []sample {
 		add("Closed", c, AppendClosed(nil, c))
 	}
 	for _, r := range []Request{
-		{To: refA, ReplyTo: refB, CallRef: 1, TypeID: 5, Body: []byte("ask")},
-		{To: maxRef, ReplyTo: maxRef, CallRef: math.MaxUint64, TypeID: 128, Body: []byte{1, 2}},
+		{To: refA, ReplyTo: Addr{2, 7, 9}, CallRef: 1, TypeID: 5, Body: []byte("ask")},
+		{To: maxRef, ReplyTo: Addr{65535, 4294967295, math.MaxUint64}, CallRef: math.MaxUint64, TypeID: 128, Body: []byte{1, 2}},
 	} {
 		add("Request", r, AppendRequest(nil, r))
 	}
@@ -154,8 +154,8 @@ func TestPayloadLayout(t *testing.T) {
 		{"Message", AppendMessage(nil, Message{To: Ref{1, 2}, TypeID: 3, Body: []byte{0xff}}), "00000001 0000000000000002 03 ff"},
 		{"Link", AppendLink(nil, Link{Ref{1, 2}, Ref{3, 4}}), "00000001 0000000000000002 00000003 0000000000000004"},
 		{"Closed", AppendClosed(nil, Closed{Ref{1, 2}, Ref{3, 4}, 3}), "00000001 0000000000000002 00000003 0000000000000004 03"},
-		{"Request", AppendRequest(nil, Request{Ref{1, 2}, Ref{3, 4}, 5, 6, []byte{7}}),
-			"00000001 0000000000000002 00000003 0000000000000004 0000000000000005 06 07"},
+		{"Request", AppendRequest(nil, Request{Ref{1, 2}, Addr{9, 3, 4}, 5, 6, []byte{7}}),
+			"00000001 0000000000000002 0009 00000003 0000000000000004 0000000000000005 06 07"},
 		{"Reply", AppendReply(nil, Reply{Ref{1, 2}, 5, 6, []byte{7}}), "00000001 0000000000000002 0000000000000005 06 07"},
 		{"Claim", AppendClaim(nil, Claim{"ab", Ref{1, 2}}), "02 6162 00000001 0000000000000002"},
 		{"Goodbye", AppendGoodbye(nil, Goodbye{1}), "01"},
@@ -283,7 +283,7 @@ func TestAppendThenBody(t *testing.T) {
 	if !bytes.Equal(a, AppendMessage(nil, m)) {
 		t.Fatal("Message")
 	}
-	r := Request{To: refA, ReplyTo: refB, CallRef: 3, TypeID: 9}
+	r := Request{To: refA, ReplyTo: Addr{2, 7, 9}, CallRef: 3, TypeID: 9}
 	a = append(AppendRequest(nil, r), body...)
 	r.Body = body
 	if !bytes.Equal(a, AppendRequest(nil, r)) {

@@ -1,0 +1,208 @@
+package reign
+
+import (
+	"context"
+	"net"
+	"os"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/reign-go/reign/internal/certs"
+)
+
+// certDir mints one throwaway cluster CA and node certificates 1..9 per
+// test binary run; every test cluster uses them with its own addresses.
+var certDir = sync.OnceValues(func() (string, error) {
+	dir, err := os.MkdirTemp("", "reign-test-certs-")
+	if err != nil {
+		return "", err
+	}
+	_, err = certs.WriteSet(dir, 9, certs.SetOptions{})
+	return dir, err
+})
+
+// testCluster is a cluster of real nodes in this process, talking mutual
+// TLS over 127.0.0.1.
+type testCluster struct {
+	t     testing.TB
+	spec  *ClusterSpec
+	mod   func(*Config)
+	mu    sync.Mutex
+	nodes map[NodeID]*Node
+	stop  map[NodeID]func()
+}
+
+// newTestCluster makes a spec for nodes 1..size on 127.0.0.1 ports that
+// are free now, and starts every node. mod, if non-nil, adjusts each
+// node's Config.
+func newTestCluster(t testing.TB, size int, mod func(*Config)) *testCluster {
+	t.Helper()
+	dir, err := certDir()
+	if err != nil {
+		t.Fatal(err)
+	}
+	spec := &ClusterSpec{
+		ClusterCertPath: filepath.Join(dir, certs.CACertFile),
+		NodeCertPath:    filepath.Join(dir, "reign_node.%d.crt"),
+		NodeKeyPath:     filepath.Join(dir, "reign_node.%d.key"),
+	}
+	lns := map[NodeID]net.Listener{}
+	for id := NodeID(1); int(id) <= size; id++ {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		lns[id] = ln
+		spec.Nodes = append(spec.Nodes, NodeSpec{ID: id, Address: ln.Addr().String()})
+	}
+	tc := &testCluster{t: t, spec: spec, mod: mod, nodes: map[NodeID]*Node{}, stop: map[NodeID]func(){}}
+	t.Cleanup(tc.stopAll)
+	for id, ln := range lns {
+		tc.start(id, ln)
+	}
+	return tc
+}
+
+func (tc *testCluster) config(id NodeID, ln net.Listener) Config {
+	cfg := Config{
+		NodeID:            id,
+		Cluster:           tc.spec,
+		Listener:          ln,
+		HeartbeatInterval: 100 * time.Millisecond,
+		HeartbeatTimeout:  time.Second,
+		HandshakeTimeout:  2 * time.Second,
+	}
+	if tc.mod != nil {
+		tc.mod(&cfg)
+	}
+	return cfg
+}
+
+// start makes and serves node id on ln (nil: listen on its spec address).
+func (tc *testCluster) start(id NodeID, ln net.Listener) *Node {
+	tc.t.Helper()
+	if ln == nil {
+		ns, _ := tc.spec.Node(id)
+		var err error
+		deadline := time.Now().Add(5 * time.Second)
+		for {
+			ln, err = net.Listen("tcp", ns.Address)
+			if err == nil || time.Now().After(deadline) {
+				break
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+		if err != nil {
+			tc.t.Fatal(err)
+		}
+	}
+	n, err := NewNode(tc.config(id, ln))
+	if err != nil {
+		tc.t.Fatal(err)
+	}
+	for _, v := range []any{testMsg{}, testPing{}} {
+		if err := n.RegisterType(v); err != nil {
+			tc.t.Fatal(err)
+		}
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		_ = n.Serve(ctx)
+	}()
+	tc.mu.Lock()
+	tc.nodes[id] = n
+	tc.stop[id] = func() { cancel(); <-done }
+	tc.mu.Unlock()
+	return n
+}
+
+// node returns the running node id.
+func (tc *testCluster) node(id NodeID) *Node {
+	tc.mu.Lock()
+	defer tc.mu.Unlock()
+	return tc.nodes[id]
+}
+
+// kill stops node id's Serve and waits for it.
+func (tc *testCluster) kill(id NodeID) {
+	tc.mu.Lock()
+	stop := tc.stop[id]
+	delete(tc.stop, id)
+	tc.mu.Unlock()
+	if stop != nil {
+		stop()
+	}
+}
+
+func (tc *testCluster) stopAll() {
+	tc.mu.Lock()
+	ids := make([]NodeID, 0, len(tc.stop))
+	for id := range tc.stop {
+		ids = append(ids, id)
+	}
+	tc.mu.Unlock()
+	var wg sync.WaitGroup
+	for _, id := range ids {
+		wg.Add(1)
+		go func() { defer wg.Done(); tc.kill(id) }()
+	}
+	wg.Wait()
+}
+
+// connected waits until every running node has every other one up.
+func (tc *testCluster) connected() {
+	tc.t.Helper()
+	tc.mu.Lock()
+	var ns []*Node
+	for _, n := range tc.nodes {
+		ns = append(ns, n)
+	}
+	tc.mu.Unlock()
+	waitUntil(tc.t, 10*time.Second, func() bool {
+		for _, n := range ns {
+			if n.Stats().PeersUp != len(ns)-1 {
+				return false
+			}
+		}
+		return true
+	})
+}
+
+// waitUntil polls fn until it is true, failing the test after timeout.
+func waitUntil(t testing.TB, timeout time.Duration, fn func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !fn() {
+		if time.Now().After(deadline) {
+			t.Fatalf("condition not met within %v", timeout)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+type testMsg struct {
+	Seq  int
+	From Address
+	Text string
+}
+
+type testPing struct {
+	N     int
+	Reply Address
+}
+
+// recv receives one message within a few seconds.
+func recv(t testing.TB, m *Mailbox) any {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	v, err := m.Receive(ctx)
+	if err != nil {
+		t.Fatalf("receive: %v", err)
+	}
+	return v
+}

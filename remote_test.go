@@ -1,0 +1,187 @@
+package reign
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+)
+
+func TestRemoteSendAndReplyAcrossThreeNodes(t *testing.T) {
+	t.Parallel()
+	tc := newTestCluster(t, 3, nil)
+	tc.connected()
+	n1, n2, n3 := tc.node(1), tc.node(2), tc.node(3)
+
+	echo, emb := n1.NewMailbox()
+	if err := n1.Register("echo", echo); err != nil {
+		t.Fatal(err)
+	}
+	waitUntil(t, 5*time.Second, func() bool {
+		_, ok2 := n2.Lookup("echo")
+		_, ok3 := n3.Lookup("echo")
+		return ok2 && ok3
+	})
+	for _, n := range []*Node{n2, n3} {
+		me, mb := n.NewMailbox()
+		target, _ := n.Lookup("echo")
+		if err := target.Send(testMsg{Seq: int(n.ID()), From: me, Text: "hi"}); err != nil {
+			t.Fatal(err)
+		}
+		m := recv(t, emb).(testMsg)
+		if m.Seq != int(n.ID()) || m.From != (Address{n: n1, node: n.ID(), inc: me.inc, id: me.id}) {
+			t.Fatalf("got %+v", m)
+		}
+		if err := m.From.Send(testMsg{Seq: 100, Text: "back"}); err != nil {
+			t.Fatal(err)
+		}
+		if got := recv(t, mb).(testMsg); got.Seq != 100 || got.Text != "back" {
+			t.Fatalf("reply %+v", got)
+		}
+	}
+}
+
+func TestRemoteOrderPerSender(t *testing.T) {
+	t.Parallel()
+	tc := newTestCluster(t, 2, nil)
+	tc.connected()
+	n1, n2 := tc.node(1), tc.node(2)
+	dst, mb := n2.NewMailbox()
+	remote := n1.BindAddress(dst)
+	const count = 20000
+	go func() {
+		for i := 0; i < count; i++ {
+			if err := remote.Send(i); err != nil {
+				t.Error(err)
+				return
+			}
+		}
+	}()
+	for i := 0; i < count; i++ {
+		if v := recv(t, mb); v != i {
+			t.Fatalf("message %d: got %v", i, v)
+		}
+	}
+}
+
+func TestRemoteLinkFiresOnCloseAndOnNodeLoss(t *testing.T) {
+	t.Parallel()
+	tc := newTestCluster(t, 2, nil)
+	tc.connected()
+	n1, n2 := tc.node(1), tc.node(2)
+	a, amb := n2.NewMailbox()
+	b, _ := n2.NewMailbox()
+	watcher, wmb := n1.NewMailbox()
+	ra, rb := n1.BindAddress(a), n1.BindAddress(b)
+	ra.OnCloseNotify(watcher)
+	rb.OnCloseNotify(watcher)
+	// the link frame must reach n2 before the close: wait for it
+	waitUntil(t, 5*time.Second, func() bool {
+		amb.mu.Lock()
+		defer amb.mu.Unlock()
+		return len(amb.links) == 1
+	})
+	amb.Close()
+	if mc := recv(t, wmb).(MailboxClosed); mc.Address != ra || mc.Reason != Normal {
+		t.Fatalf("got %+v", mc)
+	}
+	tc.kill(2)
+	if mc := recv(t, wmb).(MailboxClosed); mc.Address != rb || mc.Reason != NodeShutdown {
+		t.Fatalf("got %+v", mc)
+	}
+	// linking to a node that is gone fires at once
+	rb.OnCloseNotify(watcher)
+	if mc := recv(t, wmb).(MailboxClosed); mc.Address != rb || mc.Reason != NoConnection {
+		t.Fatalf("got %+v", mc)
+	}
+}
+
+func TestRemoteCall(t *testing.T) {
+	t.Parallel()
+	tc := newTestCluster(t, 2, nil)
+	tc.connected()
+	n1, n2 := tc.node(1), tc.node(2)
+	srv, smb := n2.NewMailbox()
+	go func() {
+		for {
+			v, err := smb.Receive(context.Background())
+			if err != nil {
+				return
+			}
+			r := v.(Request)
+			_ = r.Reply(r.Body.(int) * 2)
+		}
+	}()
+	rs := n1.BindAddress(srv)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	for i := 0; i < 100; i++ {
+		v, err := Call(ctx, rs, i)
+		if err != nil || v != 2*i {
+			t.Fatalf("call %d: %v %v", i, v, err)
+		}
+	}
+	smb.Close()
+	_, err := Call(ctx, rs, 1)
+	if !errors.Is(err, ErrMailboxClosed) {
+		t.Fatalf("call to closed server: %v", err)
+	}
+}
+
+func TestRemoteCallFailsFastWhenServerNodeDies(t *testing.T) {
+	t.Parallel()
+	tc := newTestCluster(t, 2, nil)
+	tc.connected()
+	n1, n2 := tc.node(1), tc.node(2)
+	srv, _ := n2.NewMailbox() // never replies
+	rs := n1.BindAddress(srv)
+	errc := make(chan error, 1)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		_, err := Call(ctx, rs, 1)
+		errc <- err
+	}()
+	time.Sleep(100 * time.Millisecond)
+	start := time.Now()
+	tc.kill(2)
+	select {
+	case err := <-errc:
+		if !errors.Is(err, ErrNodeUnreachable) {
+			t.Fatalf("got %v", err)
+		}
+		t.Logf("call failed %v after the kill", time.Since(start))
+	case <-time.After(5 * time.Second):
+		t.Fatal("call still waiting")
+	}
+}
+
+func TestRestartedNodeGetsNewIncarnation(t *testing.T) {
+	t.Parallel()
+	tc := newTestCluster(t, 2, nil)
+	tc.connected()
+	n1 := tc.node(1)
+	old, _ := tc.node(2).NewMailbox()
+	rold := n1.BindAddress(old)
+	tc.kill(2)
+	n2 := tc.start(2, nil)
+	tc.connected()
+	fresh, fmb := n2.NewMailbox() // likely the very same slot and generation
+	if fresh.id != old.id {
+		t.Logf("slot differs: %v vs %v", fresh, old)
+	}
+	if err := rold.Send(1); err != nil {
+		t.Fatal(err)
+	}
+	if err := n1.BindAddress(fresh).Send(2); err != nil {
+		t.Fatal(err)
+	}
+	if v := recv(t, fmb); v != 2 {
+		t.Fatalf("the old address reached the new mailbox: %v", v)
+	}
+	w, wmb := n1.NewMailbox()
+	rold.OnCloseNotify(w)
+	if mc := recv(t, wmb).(MailboxClosed); mc.Reason != NoProc {
+		t.Fatalf("got %+v", mc)
+	}
+}
