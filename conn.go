@@ -428,6 +428,9 @@ func (c *conn) dispatch(t wire.Type, payload []byte) error {
 		if err != nil {
 			return err
 		}
+		if err := c.checkPeerRef(l.Watcher); err != nil {
+			return err
+		}
 		c.p.remoteLinked(c, l.Target, l.Watcher)
 		return nil
 	case wire.TypeUnlink:
@@ -442,6 +445,9 @@ func (c *conn) dispatch(t wire.Type, payload []byte) error {
 		if err != nil {
 			return err
 		}
+		if err := c.checkPeerRef(cl.Target); err != nil {
+			return err
+		}
 		c.p.closedReceived(cl.Target, cl.Watcher, Reason(cl.Reason))
 		return nil
 	case wire.TypeRegClaim:
@@ -451,6 +457,9 @@ func (c *conn) dispatch(t wire.Type, payload []byte) error {
 		}
 		if checkName(rc.Name) != nil || rc.Mailbox.ID == 0 {
 			return fmt.Errorf("%w: bad registry claim", wire.ErrMalformed)
+		}
+		if err := c.checkPeerRef(rc.Mailbox); err != nil {
+			return err
 		}
 		n.reg.remoteClaim(rc.Name, c.peerAddress(rc.Mailbox))
 		return nil
@@ -471,6 +480,15 @@ func (c *conn) dispatch(t wire.Type, payload []byte) error {
 		return fmt.Errorf("%w: Hello after the handshake", wire.ErrMalformed)
 	}
 	return fmt.Errorf("%w: %d", wire.ErrUnknownFrame, t)
+}
+
+// checkPeerRef checks that a Ref naming one of the peer's own mailboxes
+// carries the incarnation of its Hello: anything else is a protocol error.
+func (c *conn) checkPeerRef(r wire.Ref) error {
+	if r.Inc != c.peerInc || r.ID == 0 {
+		return fmt.Errorf("%w: the peer named its own mailbox with incarnation %d, its Hello said %d", wire.ErrMalformed, r.Inc, c.peerInc)
+	}
+	return nil
 }
 
 // peerAddress is the Address of the peer's mailbox r, bound to this node.
