@@ -2,7 +2,6 @@ package reign
 
 import (
 	"context"
-	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -87,9 +86,13 @@ func (c *conn) close(err error) {
 var errConnClosed = errors.New("connection closed")
 
 // run runs the connection's reader and writer until either fails or ctx
-// ends, then closes the connection and returns why it ended.
+// ends, then closes the connection and returns why it ended. When ctx ends
+// the writer flushes what is queued and a Goodbye, so the peer reports
+// NodeShutdown rather than a lost connection.
 func (c *conn) run(ctx context.Context) error {
 	var wg sync.WaitGroup
+	wrote := make(chan struct{})
+	stopping := make(chan struct{})
 	wg.Add(2)
 	go func() {
 		defer wg.Done()
@@ -97,11 +100,18 @@ func (c *conn) run(ctx context.Context) error {
 	}()
 	go func() {
 		defer wg.Done()
-		c.close(c.writeLoop())
+		defer close(wrote)
+		c.close(c.writeLoop(stopping))
 	}()
 	select {
 	case <-ctx.Done():
-		c.sayGoodbye()
+		close(stopping)
+		t := time.NewTimer(goodbyeTimeout)
+		select {
+		case <-wrote:
+		case <-t.C:
+		}
+		t.Stop()
 		c.close(errConnClosed)
 	case <-c.done:
 	}
@@ -109,30 +119,8 @@ func (c *conn) run(ctx context.Context) error {
 	return c.closeErr
 }
 
-// sayGoodbye tells the peer this node is shutting down, best effort and
-// bounded in time, before the connection closes.
-func (c *conn) sayGoodbye() {
-	var b [wire.HeaderSize + 1]byte
-	frame := wire.AppendFrame(b[:0], wire.TypeGoodbye, wire.AppendGoodbye(nil, wire.Goodbye{Reason: uint8(NodeShutdown)}))
-	c.mu.Lock()
-	if !c.closed {
-		c.out = append(c.out, frame...)
-	}
-	c.mu.Unlock()
-	c.kick()
-	// give the writer a moment to flush what is queued, Goodbye last
-	deadline := time.Now().Add(200 * time.Millisecond)
-	for time.Now().Before(deadline) {
-		c.mu.Lock()
-		empty := len(c.out) == 0 || c.closed
-		c.mu.Unlock()
-		if empty {
-			time.Sleep(5 * time.Millisecond) // let the last Write reach the socket
-			return
-		}
-		time.Sleep(2 * time.Millisecond)
-	}
-}
+// goodbyeTimeout bounds the final flush of a connection on shutdown.
+const goodbyeTimeout = 500 * time.Millisecond
 
 // kick wakes the writer.
 func (c *conn) kick() {
@@ -146,7 +134,7 @@ func (c *conn) kick() {
 // connection has been idle for the heartbeat interval. A write that cannot
 // finish within the heartbeat timeout (a peer that stopped reading) ends
 // the connection.
-func (c *conn) writeLoop() error {
+func (c *conn) writeLoop(stopping <-chan struct{}) error {
 	cfg := &c.p.c.n.cfg
 	hb := time.NewTimer(cfg.HeartbeatInterval)
 	defer hb.Stop()
@@ -155,6 +143,14 @@ func (c *conn) writeLoop() error {
 	for {
 		select {
 		case <-c.done:
+			return errConnClosed
+		case <-stopping:
+			c.mu.Lock()
+			batch := wire.AppendFrame(c.out, wire.TypeGoodbye, wire.AppendGoodbye(nil, wire.Goodbye{Reason: wire.GoodbyeShutdown}))
+			c.out = nil
+			c.mu.Unlock()
+			_ = c.nc.SetWriteDeadline(time.Now().Add(goodbyeTimeout))
+			_, _ = c.nc.Write(batch)
 			return errConnClosed
 		case <-hb.C:
 			c.mu.Lock()
@@ -536,7 +532,7 @@ func (c *conn) decodeValue(id uint32, body []byte) (v any, ok bool, err error) {
 // handshake is done: each side sends Hello, reads the other's, and checks
 // that it names the node the certificate names, a shared protocol version
 // and the same codec.
-func exchangeHello(ctx context.Context, n *Node, tc *tls.Conn, certID NodeID) (wire.Hello, error) {
+func exchangeHello(ctx context.Context, n *Node, tc net.Conn, certID NodeID) (wire.Hello, error) {
 	if dl, ok := ctx.Deadline(); ok {
 		_ = tc.SetDeadline(dl)
 		defer tc.SetDeadline(time.Time{})

@@ -1,0 +1,211 @@
+package reign
+
+import (
+	"fmt"
+	"testing"
+	"time"
+)
+
+// lookupOn reports whether name resolves to want on every node given.
+func lookupOn(name string, want Address, nodes ...*Node) bool {
+	for _, n := range nodes {
+		got, ok := n.Lookup(name)
+		if !ok || got != n.BindAddress(want) {
+			return false
+		}
+	}
+	return true
+}
+
+func goneOn(name string, nodes ...*Node) bool {
+	for _, n := range nodes {
+		if _, ok := n.Lookup(name); ok {
+			return false
+		}
+	}
+	return true
+}
+
+func TestRegistryPropagatesAndForgets(t *testing.T) {
+	t.Parallel()
+	tc := newTestCluster(t, 3, nil)
+	tc.connected()
+	n1, n2, n3 := tc.node(1), tc.node(2), tc.node(3)
+
+	a, amb := n1.NewMailbox()
+	if err := n1.Register("svc", a); err != nil {
+		t.Fatal(err)
+	}
+	waitUntil(t, 5*time.Second, func() bool { return lookupOn("svc", a, n1, n2, n3) })
+
+	// re-registering on the same node replaces the claim everywhere
+	b, _ := n1.NewMailbox()
+	if err := n1.Register("svc", b); err != nil {
+		t.Fatal(err)
+	}
+	waitUntil(t, 5*time.Second, func() bool { return lookupOn("svc", b, n1, n2, n3) })
+	if all := n3.LookupAll("svc"); len(all) != 1 {
+		t.Fatalf("LookupAll after replace: %v", all)
+	}
+
+	n1.Unregister("svc", b)
+	waitUntil(t, 5*time.Second, func() bool { return goneOn("svc", n1, n2, n3) })
+
+	// closing the mailbox withdraws its names
+	if err := n1.Register("svc", a); err != nil {
+		t.Fatal(err)
+	}
+	if err := n1.Register("other", a); err != nil {
+		t.Fatal(err)
+	}
+	waitUntil(t, 5*time.Second, func() bool { return lookupOn("other", a, n2, n3) })
+	amb.Close()
+	waitUntil(t, 5*time.Second, func() bool { return goneOn("svc", n1, n2, n3) && goneOn("other", n1, n2, n3) })
+
+	// a remote or zero address cannot be registered
+	c, _ := n2.NewMailbox()
+	if err := n1.Register("x", n1.BindAddress(c)); err == nil {
+		t.Fatal("registered a remote mailbox")
+	}
+}
+
+func TestRegistryClaimsVanishWithTheirNode(t *testing.T) {
+	t.Parallel()
+	tc := newTestCluster(t, 3, nil)
+	tc.connected()
+	n1, n3 := tc.node(1), tc.node(3)
+	a, _ := tc.node(2).NewMailbox()
+	if err := tc.node(2).Register("on2", a); err != nil {
+		t.Fatal(err)
+	}
+	waitUntil(t, 5*time.Second, func() bool { return lookupOn("on2", a, n1, n3) })
+	tc.kill(2)
+	waitUntil(t, 5*time.Second, func() bool { return goneOn("on2", n1, n3) })
+}
+
+func TestRegistryLateJoinerIsSynchronized(t *testing.T) {
+	t.Parallel()
+	tc := newTestCluster(t, 3, nil)
+	tc.connected()
+	tc.kill(3)
+	n1, n2 := tc.node(1), tc.node(2)
+	a, _ := n1.NewMailbox()
+	b, _ := n2.NewMailbox()
+	if err := n1.Register("one", a); err != nil {
+		t.Fatal(err)
+	}
+	if err := n2.Register("two", b); err != nil {
+		t.Fatal(err)
+	}
+	n3 := tc.start(3, nil)
+	tc.connected()
+	waitUntil(t, 5*time.Second, func() bool { return lookupOn("one", a, n3) && lookupOn("two", b, n3) })
+	// and the late joiner's own claims reach the others
+	c, _ := n3.NewMailbox()
+	if err := n3.Register("three", c); err != nil {
+		t.Fatal(err)
+	}
+	waitUntil(t, 5*time.Second, func() bool { return lookupOn("three", c, n1, n2) })
+}
+
+func TestRegistrySameNameOnSeveralNodes(t *testing.T) {
+	t.Parallel()
+	tc := newTestCluster(t, 3, nil)
+	tc.connected()
+	n1, n2, n3 := tc.node(1), tc.node(2), tc.node(3)
+	a, amb := n1.NewMailbox()
+	b, bmb := n2.NewMailbox()
+	if err := n1.Register("dup", a); err != nil {
+		t.Fatal(err)
+	}
+	waitUntil(t, 5*time.Second, func() bool { return lookupOn("dup", a, n2, n3) })
+	if err := n2.Register("dup", b); err != nil {
+		t.Fatal(err)
+	}
+	waitUntil(t, 5*time.Second, func() bool {
+		for _, n := range []*Node{n1, n2, n3} {
+			if len(n.LookupAll("dup")) != 2 {
+				return false
+			}
+		}
+		return true
+	})
+	// each claimant is told once
+	for _, mb := range []*Mailbox{amb, bmb} {
+		if mc, ok := recv(t, mb).(MultipleClaim); !ok || mc.Name != "dup" {
+			t.Fatalf("got %#v", mc)
+		}
+	}
+	time.Sleep(100 * time.Millisecond) // nothing more should come
+	if amb.Len() != 0 || bmb.Len() != 0 {
+		t.Fatalf("extra messages: %d %d", amb.Len(), bmb.Len())
+	}
+	// Lookup prefers the local claim, else the lowest node ID
+	if got, _ := n1.Lookup("dup"); got != a {
+		t.Fatalf("n1 Lookup: %v", got)
+	}
+	if got, _ := n2.Lookup("dup"); got != b {
+		t.Fatalf("n2 Lookup: %v", got)
+	}
+	if got, _ := n3.Lookup("dup"); got != n3.BindAddress(a) {
+		t.Fatalf("n3 Lookup: %v", got)
+	}
+	all := n3.LookupAll("dup")
+	if all[0] != n3.BindAddress(a) || all[1] != n3.BindAddress(b) {
+		t.Fatalf("LookupAll order: %v", all)
+	}
+}
+
+func TestRegistryTenThousandNamesPropagate(t *testing.T) {
+	t.Parallel()
+	tc := newTestCluster(t, 3, nil)
+	tc.connected()
+	n1, n2, n3 := tc.node(1), tc.node(2), tc.node(3)
+	const count = 10000
+	addrs := make([]Address, count)
+	start := time.Now()
+	for i := range addrs {
+		a, _ := n1.NewMailbox()
+		addrs[i] = a
+		if err := n1.Register(fmt.Sprintf("name-%d", i), a); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitUntil(t, 10*time.Second, func() bool {
+		last := fmt.Sprintf("name-%d", count-1)
+		return lookupOn(last, addrs[count-1], n2, n3)
+	})
+	elapsed := time.Since(start)
+	for i, a := range addrs {
+		if !lookupOn(fmt.Sprintf("name-%d", i), a, n2, n3) {
+			t.Fatalf("name-%d missing", i)
+		}
+	}
+	t.Logf("%d names registered on one node reached two others in %v", count, elapsed)
+	if elapsed > 2*time.Second {
+		t.Errorf("propagation took %v, want under 2s", elapsed)
+	}
+}
+
+func BenchmarkLookup10000Names(b *testing.B) {
+	n, err := NewNode(Config{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	names := make([]string, 10000)
+	for i := range names {
+		a, _ := n.NewMailbox()
+		names[i] = fmt.Sprintf("name-%d", i)
+		if err := n.Register(names[i], a); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportAllocs()
+	i := 0
+	for b.Loop() {
+		if _, ok := n.Lookup(names[i%len(names)]); !ok {
+			b.Fatal("missing")
+		}
+		i++
+	}
+}
