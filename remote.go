@@ -5,10 +5,12 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/reign-go/reign/internal/wire"
@@ -284,11 +286,23 @@ type peer struct {
 
 func (p *peer) String() string { return fmt.Sprintf("reign peer %d", p.id) }
 
-// Backoff between connection attempts.
+// Backoff between connection attempts, and the pause before dialing a
+// peer that said Goodbye.
 const (
-	minBackoff = 50 * time.Millisecond
-	maxBackoff = 2 * time.Second
+	minBackoff   = 50 * time.Millisecond
+	maxBackoff   = 2 * time.Second
+	afterGoodbye = 300 * time.Millisecond
 )
+
+// sleepCtx waits for d or until ctx is done.
+func sleepCtx(ctx context.Context, d time.Duration) {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+	case <-t.C:
+	}
+}
 
 // Serve keeps a connection to the peer until ctx is done: dialing it (with
 // backoff) if this node has the lower ID, else taking the connections the
@@ -308,17 +322,17 @@ func (p *peer) Serve(ctx context.Context) error {
 				break
 			}
 			p.log.Debug("cannot connect", "reason", err.Error())
-			t := time.NewTimer(backoff + time.Duration(rand64()%uint64(backoff/2+1)))
-			select {
-			case <-ctx.Done():
-			case <-t.C:
-			}
-			t.Stop()
+			sleepCtx(ctx, backoff+time.Duration(rand64()%uint64(backoff/2+1)))
 			backoff = min(2*backoff, maxBackoff)
 			continue
 		}
 		backoff = minBackoff
 		p.runConn(ctx, cn)
+		if cn.goodbye.Load() && p.dials {
+			// the peer is shutting down: give it time to go rather than
+			// dial into its last moments
+			sleepCtx(ctx, afterGoodbye)
+		}
 	}
 	// a connection accepted but never run
 	p.mu.Lock()
@@ -353,16 +367,28 @@ func (p *peer) dial(ctx context.Context) (*conn, error) {
 	if err := tc.HandshakeContext(ctx); err != nil {
 		_ = nc.Close()
 		err = fmt.Errorf("%w: TLS handshake with node %d at %s: %w", ErrHandshake, p.id, p.spec.Address, err)
-		p.log.Warn("connection failed", "addr", p.spec.Address, "reason", err.Error())
+		p.logDialFailure(err)
 		return nil, err
 	}
 	hello, err := exchangeHello(ctx, n, tc, p.id)
 	if err != nil {
 		_ = nc.Close()
-		p.log.Warn("connection failed", "addr", p.spec.Address, "reason", err.Error())
+		p.logDialFailure(err)
 		return nil, err
 	}
 	return newConn(p, tc, hello), nil
+}
+
+// logDialFailure logs a failed connection attempt: at Warn when it is a
+// matter of certificates or identity (a misconfiguration to fix), at Info
+// when the network or the peer's own shutdown got in the way (it retries).
+func (p *peer) logDialFailure(err error) {
+	var ne net.Error
+	if errors.As(err, &ne) || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, syscall.ECONNRESET) {
+		p.log.Info("connection failed", "addr", p.spec.Address, "reason", err.Error())
+		return
+	}
+	p.log.Warn("connection failed", "addr", p.spec.Address, "reason", err.Error())
 }
 
 // offerConn gives the peer service a newly accepted connection. A newer
@@ -426,14 +452,14 @@ func (p *peer) runConn(ctx context.Context, cn *conn) {
 	_ = cn.appendFrame(wire.TypeRegSyncDone, func(b []byte) []byte { return b })
 
 	err := cn.run(ctx)
-	p.connDown(cn, err)
+	p.connDown(cn, err, ctx.Err() != nil)
 }
 
 // connDown resolves what depended on cn: every local watcher of the
 // peer's mailboxes is told (NoConnection, or NodeShutdown if the peer said
 // goodbye), the peer's watches on local mailboxes are dropped, and so are
 // its registry claims.
-func (p *peer) connDown(cn *conn, err error) {
+func (p *peer) connDown(cn *conn, err error, leaving bool) {
 	n := p.c.n
 	reason := NoConnection
 	if cn.goodbye.Load() {
@@ -448,9 +474,12 @@ func (p *peer) connDown(cn *conn, err error) {
 	p.outLinks, p.watched = nil, nil
 	p.mu.Unlock()
 
-	if reason == NodeShutdown {
+	switch {
+	case leaving:
+		p.log.Info("connection closed: this node is shutting down")
+	case reason == NodeShutdown:
 		p.log.Info("peer shut down")
-	} else {
+	default:
 		p.log.Warn("peer lost", "reason", err.Error())
 	}
 	for target, notifies := range links {
