@@ -105,7 +105,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.BoolVar(&o.json, "json", false, "print one JSON object instead of the table")
 	fs.BoolVar(&o.verbose, "v", false, "report progress and every run's value on standard error")
 	only := fs.String("only", "", "comma-separated `list` of figures to run, by number or name (default all)")
-	fs.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of the measurements (this process) to `file`")
+	fs.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of the measurements to `file` (and of the child node, for figures 4 and 5, to file.child)")
 	fs.StringVar(&o.memProfile, "memprofile", "", "write an allocation profile to `file`")
 	fs.StringVar(&o.mutexProfile, "mutexprofile", "", "write a mutex contention profile to `file`")
 	fs.StringVar(&o.blockProfile, "blockprofile", "", "write a goroutine blocking profile to `file`")
@@ -140,7 +140,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	if o.childNode != 0 {
-		return runChild(o.childNode, o.childSpec, stderr)
+		return runChild(o.childNode, o.childSpec, o.cpuProfile, stderr)
 	}
 	var err error
 	if o.only, err = parseOnly(*only); err != nil {
@@ -167,6 +167,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	res, err := measure(ctx, &o, stderr)
+	if err == nil {
+		res.loadAfter = loadAverage()
+	}
 	if err != nil {
 		fmt.Fprintf(stderr, "reign_bench: %v\n", err)
 		return 1
@@ -247,7 +250,12 @@ func measure(ctx context.Context, o *options, stderr io.Writer) (res *results, e
 	var rem *remote
 	if o.only[figRemote] || o.only[figRemotePingPong] {
 		logf("starting node 2 in a child process")
-		if rem, err = startRemote(ctx); err != nil {
+		var childArgs []string
+		if o.cpuProfile != "" {
+			// the receiving side of figures 4 and 5 is in the child
+			childArgs = append(childArgs, "-cpuprofile", o.cpuProfile+".child")
+		}
+		if rem, err = startRemote(ctx, childArgs...); err != nil {
 			return nil, err
 		}
 		defer func() {

@@ -12,6 +12,7 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"runtime/pprof"
 	"sync"
 	"syscall"
 	"time"
@@ -58,7 +59,7 @@ type remote struct {
 // startRemote mints certificates in a temporary folder, starts the child
 // (node 2) and node 1, and waits until node 1 sees the child's registry
 // names. On error everything started is stopped and removed.
-func startRemote(ctx context.Context) (r *remote, err error) {
+func startRemote(ctx context.Context, childArgs ...string) (r *remote, err error) {
 	r = &remote{exited: make(chan struct{}), childErr: &lockedBuffer{}}
 	defer func() {
 		if err != nil {
@@ -114,7 +115,8 @@ func startRemote(ctx context.Context) (r *remote, err error) {
 		ln1.Close()
 		return r, err
 	}
-	r.cmd = exec.Command(exe, "-"+childNodeFlag, "2", "-"+childSpecFlag, specPath)
+	args := append([]string{"-" + childNodeFlag, "2", "-" + childSpecFlag, specPath}, childArgs...)
+	r.cmd = exec.Command(exe, args...)
 	r.cmd.Env = append(os.Environ(), childEnv+"=1")
 	r.cmd.ExtraFiles = []*os.File{lf} // descriptor childListenerFD
 	r.cmd.Stderr = r.childErr
@@ -255,8 +257,9 @@ func (r *remote) pingPong(ctx context.Context, d time.Duration, payload []byte) 
 
 // runChild runs node id of the spec at specPath, on the listener inherited
 // as descriptor childListenerFD, with the sink and echo mailboxes, until
-// its standard input closes or it is interrupted.
-func runChild(id int, specPath string, stderr io.Writer) int {
+// its standard input closes or it is interrupted. If cpuProfile is set, it
+// writes a CPU profile of its whole run there.
+func runChild(id int, specPath, cpuProfile string, stderr io.Writer) int {
 	fail := func(err error) int {
 		fmt.Fprintf(stderr, "reign_bench child node %d: %v\n", id, err)
 		return 1
@@ -267,6 +270,20 @@ func runChild(id int, specPath string, stderr io.Writer) int {
 	cs, err := reign.LoadClusterSpec(specPath)
 	if err != nil {
 		return fail(err)
+	}
+	if cpuProfile != "" {
+		f, err := os.Create(cpuProfile)
+		if err != nil {
+			return fail(err)
+		}
+		if err := pprof.StartCPUProfile(f); err != nil {
+			f.Close()
+			return fail(err)
+		}
+		defer func() {
+			pprof.StopCPUProfile()
+			f.Close()
+		}()
 	}
 	lf := os.NewFile(childListenerFD, "listener")
 	if lf == nil {

@@ -7,6 +7,7 @@ import (
 	"os"
 	"runtime"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -55,9 +56,32 @@ var rows = []rowSpec{
 type results struct {
 	o    *options
 	vals map[string][]float64
+
+	// the 1-minute load average before and after (-1: unknown); the
+	// figures are only as good as the machine was quiet
+	loadBefore, loadAfter float64
 }
 
-func newResults(o *options) *results { return &results{o: o, vals: map[string][]float64{}} }
+func newResults(o *options) *results {
+	return &results{o: o, vals: map[string][]float64{}, loadBefore: loadAverage()}
+}
+
+// loadAverage returns the 1-minute load average from /proc/loadavg, or -1.
+func loadAverage() float64 {
+	data, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return -1
+	}
+	f := strings.Fields(string(data))
+	if len(f) == 0 {
+		return -1
+	}
+	v, err := strconv.ParseFloat(f[0], 64)
+	if err != nil {
+		return -1
+	}
+	return v
+}
 
 func (r *results) add(key string, v float64) { r.vals[key] = append(r.vals[key], v) }
 
@@ -93,7 +117,11 @@ func percentile(sorted []time.Duration, p float64) time.Duration {
 
 func (r *results) printTable(w io.Writer) {
 	fmt.Fprintf(w, "reign_bench: median of %d runs [min – max]; %s\n", r.o.runs, machineLine())
-	fmt.Fprintf(w, "payload %d bytes; %s\n\n", r.o.payload, runLengthLine(r.o))
+	fmt.Fprintf(w, "payload %d bytes; %s", r.o.payload, runLengthLine(r.o))
+	if r.loadBefore >= 0 {
+		fmt.Fprintf(w, "; load average %.2f before, %.2f after", r.loadBefore, r.loadAfter)
+	}
+	fmt.Fprint(w, "\n\n")
 	const line = "%-36s %10s %21s  %-8s %s\n"
 	fmt.Fprintf(w, line, "figure", "median", "min – max", "unit", "target")
 	for _, row := range rows {
@@ -136,6 +164,10 @@ func (r *results) jsonObject() map[string]any {
 		"go_version":    runtime.Version(),
 		"goos":          runtime.GOOS,
 		"goarch":        runtime.GOARCH,
+	}
+	if r.loadBefore >= 0 {
+		m["load_avg_before"] = r.loadBefore
+		m["load_avg_after"] = r.loadAfter
 	}
 	for _, row := range rows {
 		med, lo, hi, ok := r.summary(row.key)
