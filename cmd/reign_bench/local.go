@@ -168,13 +168,15 @@ func localPingPong(ctx context.Context, d time.Duration, payload []byte) (p50, p
 // at to for d, after a warm-up. It takes one clock reading per round trip:
 // each round trip is the time since the previous reading.
 func pingPong(ctx context.Context, d time.Duration, to, from reign.Address, me *reign.Mailbox, payload []byte) (p50, p99 float64, err error) {
+	// one deadline for the whole run: a context per round trip would cost
+	// more than a local round trip
+	ctx, cancel := context.WithTimeout(ctx, d+d/10+30*time.Second)
+	defer cancel()
 	roundTrip := func(seq int64) error {
 		if err := to.Send(Msg{Seq: seq, From: from, Payload: payload}); err != nil {
 			return err
 		}
-		wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-		v, err := me.Receive(wctx)
-		cancel()
+		v, err := me.Receive(ctx)
 		if err != nil {
 			return fmt.Errorf("waiting for the echo: %w", err)
 		}
