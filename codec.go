@@ -95,7 +95,16 @@ func (MsgpackCodec) Unmarshal(data []byte, ptr any) error {
 	d := msgpackDecoders.Get().(*msgpackDecoder)
 	d.r.Reset(data)
 	d.dec.Reset(&d.r)
-	err := d.dec.Decode(ptr)
+	// Walk the value once without building it: msgpack sizes []any and
+	// map[string]any by the length read from the input, so a few hostile
+	// bytes could make Decode allocate gigabytes. Skip fails on any length
+	// that the data cannot back.
+	err := d.dec.Skip()
+	if err == nil {
+		d.r.Reset(data)
+		d.dec.Reset(&d.r)
+		err = d.dec.Decode(ptr)
+	}
 	if err == nil && d.r.Len() != 0 {
 		err = fmt.Errorf("%d bytes after the value", d.r.Len())
 	}
