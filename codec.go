@@ -110,7 +110,12 @@ func (MsgpackCodec) Unmarshal(data []byte, ptr any) error {
 	}
 	d.r.Reset(nil)
 	d.dec.Reset(&d.r)
-	msgpackDecoders.Put(d)
+	if err == nil {
+		// Not after a failure: msgpack keeps, in the decoder, the buffer
+		// it grew for a string's claimed length even when the data ran
+		// out, so pooling it would let hostile inputs pin gigabytes.
+		msgpackDecoders.Put(d)
+	}
 	return err
 }
 
