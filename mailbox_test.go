@@ -621,7 +621,9 @@ func TestNoGoroutinePerMailbox(t *testing.T) {
 	for _, m := range ms {
 		m.Close()
 	}
-	if after != before {
+	// The previous test's goroutine may still be exiting, so the count
+	// can drop; it must not rise.
+	if after > before {
 		t.Fatalf("goroutines: %d before 10,000 mailboxes, %d after", before, after)
 	}
 }
