@@ -95,13 +95,27 @@ func (MsgpackCodec) Unmarshal(data []byte, ptr any) error {
 	d := msgpackDecoders.Get().(*msgpackDecoder)
 	d.r.Reset(data)
 	d.dec.Reset(&d.r)
-	err := d.dec.Decode(ptr)
+	// Walk the value once without building it: msgpack sizes []any and
+	// map[string]any by the length read from the input, so a few hostile
+	// bytes could make Decode allocate gigabytes. Skip fails on any length
+	// that the data cannot back.
+	err := d.dec.Skip()
+	if err == nil {
+		d.r.Reset(data)
+		d.dec.Reset(&d.r)
+		err = d.dec.Decode(ptr)
+	}
 	if err == nil && d.r.Len() != 0 {
 		err = fmt.Errorf("%d bytes after the value", d.r.Len())
 	}
 	d.r.Reset(nil)
 	d.dec.Reset(&d.r)
-	msgpackDecoders.Put(d)
+	if err == nil {
+		// Not after a failure: msgpack keeps, in the decoder, the buffer
+		// it grew for a string's claimed length even when the data ran
+		// out, so pooling it would let hostile inputs pin gigabytes.
+		msgpackDecoders.Put(d)
+	}
 	return err
 }
 

@@ -1,0 +1,158 @@
+package reign
+
+import (
+	"testing"
+)
+
+func wantClosed(t *testing.T, m *Mailbox, a Address, r Reason) {
+	t.Helper()
+	if m.Len() != 1 {
+		t.Fatalf("watcher has %d messages, want exactly 1", m.Len())
+	}
+	mc, ok := recv(t, m).(MailboxClosed)
+	if !ok {
+		t.Fatalf("watcher got %T, want MailboxClosed", mc)
+	}
+	if mc.Address != a || mc.Reason != r {
+		t.Fatalf("got MailboxClosed{%v, %v}, want {%v, %v}", mc.Address, mc.Reason, a, r)
+	}
+}
+
+func TestOnCloseNotify(t *testing.T) {
+	t.Parallel()
+	n := newTestNode(t)
+	a, m := n.NewMailbox()
+	w, wm := newTestMailbox(t, n)
+	a.OnCloseNotify(w)
+	if wm.Len() != 0 {
+		t.Fatal("notified before Close")
+	}
+	m.Close()
+	wantClosed(t, wm, a, Normal)
+	m.Close()
+	if wm.Len() != 0 {
+		t.Fatal("second Close notified again")
+	}
+}
+
+func TestOnCloseNotifyAlreadyClosed(t *testing.T) {
+	t.Parallel()
+	n := newTestNode(t)
+	w, wm := newTestMailbox(t, n)
+	a, m := n.NewMailbox()
+	m.Close()
+	a.OnCloseNotify(w)
+	wantClosed(t, wm, a, Normal)
+	// Still Normal after the slot is reused by another mailbox.
+	_, m2 := newTestMailbox(t, n)
+	if uint32(m2.id) != uint32(a.id) {
+		t.Fatal("slot not reused: the test needs it")
+	}
+	a.OnCloseNotify(w)
+	wantClosed(t, wm, a, Normal)
+	if numLinks(m2) != 0 {
+		t.Fatal("link to the closed mailbox landed on the slot's new mailbox")
+	}
+}
+
+func TestOnCloseNotifyNoProc(t *testing.T) {
+	t.Parallel()
+	n1, n2 := twoTestNodes(t)
+	a1, _ := newTestMailbox(t, n1)
+	w, wm := newTestMailbox(t, n1)
+	cases := map[string]Address{
+		"other incarnation": {n: n1, node: n1.id, inc: n2.inc, id: a1.id},
+		"unused slot":       {n: n1, node: n1.id, inc: n1.inc, id: 1<<32 | 5000},
+		"future generation": {n: n1, node: n1.id, inc: n1.inc, id: 7<<32 | uint64(uint32(a1.id))},
+		"generation zero":   {n: n1, node: n1.id, inc: n1.inc, id: uint64(uint32(a1.id))},
+		"unbound":           {node: n1.id, inc: n1.inc, id: a1.id},
+	}
+	for name, a := range cases {
+		a.OnCloseNotify(w)
+		if wm.Len() != 1 {
+			t.Fatalf("%s: watcher has %d messages", name, wm.Len())
+		}
+		mc := recv(t, wm).(MailboxClosed)
+		if mc.Address != a || mc.Reason != NoProc {
+			t.Fatalf("%s: got %+v, want %v noproc", name, mc, a)
+		}
+	}
+}
+
+func TestRemoveNotify(t *testing.T) {
+	t.Parallel()
+	n := newTestNode(t)
+	a, m := n.NewMailbox()
+	w1, wm1 := newTestMailbox(t, n)
+	w2, wm2 := newTestMailbox(t, n)
+	a.OnCloseNotify(w1)
+	a.OnCloseNotify(w2)
+	a.RemoveNotify(w1)
+	a.RemoveNotify(w1) // again: no effect
+	if numLinks(m) != 1 {
+		t.Fatalf("%d links after RemoveNotify, want 1", numLinks(m))
+	}
+	m.Close()
+	if wm1.Len() != 0 {
+		t.Fatal("removed watcher was notified")
+	}
+	wantClosed(t, wm2, a, Normal)
+	// RemoveNotify on closed, zero and unbound addresses does nothing.
+	a.RemoveNotify(w2)
+	(Address{}).RemoveNotify(w2)
+	Address{node: a.node, inc: a.inc, id: a.id}.RemoveNotify(w2)
+}
+
+func TestOnCloseNotifyDuplicate(t *testing.T) {
+	t.Parallel()
+	n := newTestNode(t)
+	a, m := n.NewMailbox()
+	w, wm := newTestMailbox(t, n)
+	a.OnCloseNotify(w)
+	a.OnCloseNotify(w)
+	a.OnCloseNotify(w)
+	m.Close()
+	wantClosed(t, wm, a, Normal)
+}
+
+func TestOnCloseNotifyClosedOrZeroWatcher(t *testing.T) {
+	t.Parallel()
+	n := newTestNode(t)
+	a, m := n.NewMailbox()
+	w, wm := n.NewMailbox()
+	wm.Close()
+	a.OnCloseNotify(w)
+	a.OnCloseNotify(Address{})
+	m.Close() // must not fail or block on the closed / zero watcher
+	(Address{}).OnCloseNotify(Address{})
+}
+
+func TestSelfLink(t *testing.T) {
+	t.Parallel()
+	n := newTestNode(t)
+	a, m := n.NewMailbox()
+	a.OnCloseNotify(a)
+	done := make(chan struct{})
+	go func() { defer close(done); m.Close() }()
+	select {
+	case <-done:
+	case <-testCtx(t).Done():
+		t.Fatal("Close of a mailbox linked to itself deadlocked")
+	}
+}
+
+func TestReasonString(t *testing.T) {
+	t.Parallel()
+	for r, want := range map[Reason]string{
+		Normal:       "normal",
+		NoConnection: "noconnection",
+		NodeShutdown: "nodeshutdown",
+		NoProc:       "noproc",
+		Reason(200):  "reason(200)",
+		Reason(4):    "reason(4)",
+	} {
+		if got := r.String(); got != want {
+			t.Errorf("Reason(%d).String() = %q, want %q", uint8(r), got, want)
+		}
+	}
+}
