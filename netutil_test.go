@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -15,6 +16,7 @@ import (
 // certDir mints one throwaway cluster CA and node certificates 1..9 per
 // test binary run; every test cluster uses them with its own addresses.
 var certDir = sync.OnceValues(func() (string, error) {
+	certDirMade.Store(true)
 	dir, err := os.MkdirTemp("", "reign-test-certs-")
 	if err != nil {
 		return "", err
@@ -22,6 +24,10 @@ var certDir = sync.OnceValues(func() (string, error) {
 	_, err = certs.WriteSet(dir, 9, certs.SetOptions{})
 	return dir, err
 })
+
+// certDirMade records that certDir ran, so TestMain removes its folder
+// (and does not mint certificates just to remove them).
+var certDirMade atomic.Bool
 
 // testCluster is a cluster of real nodes in this process, talking mutual
 // TLS over 127.0.0.1.
@@ -102,7 +108,7 @@ func (tc *testCluster) start(id NodeID, ln net.Listener) *Node {
 	if err != nil {
 		tc.t.Fatal(err)
 	}
-	for _, v := range []any{testMsg{}, testPing{}} {
+	for _, v := range []any{testMsg{}, netPing{}} {
 		if err := n.RegisterType(v); err != nil {
 			tc.t.Fatal(err)
 		}
@@ -190,19 +196,8 @@ type testMsg struct {
 	Text string
 }
 
-type testPing struct {
+type netPing struct {
 	N     int
 	Reply Address
 }
 
-// recv receives one message within a few seconds.
-func recv(t testing.TB, m *Mailbox) any {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	v, err := m.Receive(ctx)
-	if err != nil {
-		t.Fatalf("receive: %v", err)
-	}
-	return v
-}

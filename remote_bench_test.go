@@ -76,14 +76,14 @@ func BenchmarkRemoteSend(b *testing.B) {
 	b.StopTimer()
 }
 
-// echoPing sends every testPing back to its Reply address.
+// echoPing sends every netPing back to its Reply address.
 func echoPing(ctx context.Context, mb *Mailbox) {
 	for {
 		v, err := mb.Receive(ctx)
 		if err != nil {
 			return
 		}
-		if p, ok := v.(testPing); ok {
+		if p, ok := v.(netPing); ok {
 			_ = p.Reply.Send(p)
 		}
 	}
@@ -102,14 +102,14 @@ func BenchmarkRemotePingPong(b *testing.B) {
 	i := 0
 	for b.Loop() {
 		i++
-		if err := echo.Send(testPing{N: i, Reply: me}); err != nil {
+		if err := echo.Send(netPing{N: i, Reply: me}); err != nil {
 			b.Fatal(err)
 		}
 		v, err := mb.Receive(ctx)
 		if err != nil {
 			b.Fatal(err)
 		}
-		if p, ok := v.(testPing); !ok || p.N != i {
+		if p, ok := v.(netPing); !ok || p.N != i {
 			b.Fatalf("got %#v, want ping %d", v, i)
 		}
 	}
@@ -156,7 +156,7 @@ var codecs = []struct {
 
 // codecNode is a local-only node with codec and testMsg registered, and a
 // testMsg whose From is one of its mailboxes.
-func codecNode(b *testing.B, codec Codec) (*Node, testMsg) {
+func benchCodecNode(b *testing.B, codec Codec) (*Node, testMsg) {
 	b.Helper()
 	n, err := NewNode(Config{Codec: codec})
 	if err != nil {
@@ -173,7 +173,7 @@ func codecNode(b *testing.B, codec Codec) (*Node, testMsg) {
 func BenchmarkEncodeMessage(b *testing.B) {
 	for _, c := range codecs {
 		b.Run(c.name, func(b *testing.B) {
-			n, msg := codecNode(b, c.codec)
+			n, msg := benchCodecNode(b, c.codec)
 			buf := make([]byte, 0, 256)
 			b.ReportAllocs()
 			for b.Loop() {
@@ -190,7 +190,7 @@ func BenchmarkEncodeMessage(b *testing.B) {
 func BenchmarkDecodeMessage(b *testing.B) {
 	for _, c := range codecs {
 		b.Run(c.name, func(b *testing.B) {
-			n, msg := codecNode(b, c.codec)
+			n, msg := benchCodecNode(b, c.codec)
 			data, info, err := n.encodeMessage(nil, msg)
 			if err != nil {
 				b.Fatal(err)
