@@ -200,4 +200,3 @@ type netPing struct {
 	N     int
 	Reply Address
 }
-
