@@ -8,6 +8,7 @@ import (
 	"reflect"
 	"sync"
 	"sync/atomic"
+	"unsafe"
 
 	"github.com/vmihailenco/msgpack/v5"
 )
@@ -93,23 +94,26 @@ func (MsgpackCodec) Marshal(dst []byte, v any) ([]byte, error) {
 // Unmarshal decodes data into ptr; trailing bytes are an error.
 func (MsgpackCodec) Unmarshal(data []byte, ptr any) error {
 	d := msgpackDecoders.Get().(*msgpackDecoder)
+	// The decoder reads straight from d.r (a bytes.Reader is an
+	// io.ByteScanner, so msgpack adds no buffer of its own): resetting the
+	// reader is all a pooled decoder needs.
 	d.r.Reset(data)
-	d.dec.Reset(&d.r)
-	// Walk the value once without building it: msgpack sizes []any and
-	// map[string]any by the length read from the input, so a few hostile
-	// bytes could make Decode allocate gigabytes. Skip fails on any length
-	// that the data cannot back.
-	err := d.dec.Skip()
-	if err == nil {
+	var err error
+	if needsLengthCheck(reflect.TypeOf(ptr)) {
+		// Walk the value once without building it: msgpack sizes []any,
+		// slices and maps by the length read from the input, so a few
+		// hostile bytes could make Decode allocate gigabytes. Skip fails
+		// on any length that the data cannot back.
+		err = d.dec.Skip()
 		d.r.Reset(data)
-		d.dec.Reset(&d.r)
+	}
+	if err == nil {
 		err = d.dec.Decode(ptr)
 	}
 	if err == nil && d.r.Len() != 0 {
 		err = fmt.Errorf("%d bytes after the value", d.r.Len())
 	}
 	d.r.Reset(nil)
-	d.dec.Reset(&d.r)
 	if err == nil {
 		// Not after a failure: msgpack keeps, in the decoder, the buffer
 		// it grew for a string's claimed length even when the data ran
@@ -117,6 +121,49 @@ func (MsgpackCodec) Unmarshal(data []byte, ptr any) error {
 		msgpackDecoders.Put(d)
 	}
 	return err
+}
+
+// lengthChecks memoizes needsLengthCheck, a pure function of the type; it
+// is a cache, not a registry: no node's state is in it.
+var lengthChecks sync.Map // reflect.Type -> bool
+
+// needsLengthCheck reports whether decoding into t can make msgpack
+// allocate by a length read from the input before the data backs it: t
+// reaches an interface, a map or a slice (other than []byte). Structs of
+// numbers, strings and Addresses need no check.
+func needsLengthCheck(t reflect.Type) bool {
+	if v, ok := lengthChecks.Load(t); ok {
+		return v.(bool)
+	}
+	need := false
+	seen := map[reflect.Type]bool{}
+	var walk func(t reflect.Type)
+	walk = func(t reflect.Type) {
+		if need || seen[t] {
+			return
+		}
+		seen[t] = true
+		switch t.Kind() {
+		case reflect.Interface, reflect.Map:
+			need = true
+		case reflect.Slice:
+			if t.Elem().Kind() != reflect.Uint8 {
+				need = true
+			}
+		case reflect.Pointer, reflect.Array:
+			walk(t.Elem())
+		case reflect.Struct:
+			if t == addressType {
+				return
+			}
+			for i := 0; i < t.NumField(); i++ {
+				walk(t.Field(i).Type)
+			}
+		}
+	}
+	walk(t)
+	lengthChecks.Store(t, need)
+	return need
 }
 
 // JSONCodec encodes messages as JSON with encoding/json; Addresses travel
@@ -141,9 +188,12 @@ func (JSONCodec) Unmarshal(data []byte, ptr any) error {
 
 // typeInfo is one registered message type.
 type typeInfo struct {
-	name string
-	t    reflect.Type
-	bind binder // binds the Addresses in a decoded value; nil if it has none
+	name  string
+	t     reflect.Type
+	bind  binder         // binds the Addresses in a decoded value; nil if it has none
+	index int            // registration order on its node: index into per-connection tables
+	boxed bool           // decoded values can be boxed in place (boxAt): not pointer-shaped, not zero-size
+	rtype unsafe.Pointer // t's type word, for boxAt
 }
 
 // typeRegistry is one node's set of message types: never shared between
@@ -202,7 +252,8 @@ func (r *typeRegistry) register(name string, v any) error {
 	if old, ok := byType[t]; ok {
 		return fmt.Errorf("%w: type %v is already registered as %q", ErrBadConfig, t, old.name)
 	}
-	info := &typeInfo{name: name, t: t, bind: makeBinder(t)}
+	info := &typeInfo{name: name, t: t, bind: makeBinder(t), index: len(byType),
+		boxed: !pointerShaped(t) && t.Size() > 0, rtype: rtypeOf(t)}
 	nt := make(map[reflect.Type]*typeInfo, len(byType)+1)
 	nn := make(map[string]*typeInfo, len(byName)+1)
 	for k, v := range byType {
@@ -278,7 +329,50 @@ func (n *Node) decodeMessage(info *typeInfo, data []byte) (v any, err error) {
 	if info.bind != nil {
 		info.bind(p.Elem(), n)
 	}
+	if info.boxed {
+		return boxAt(info.rtype, p.UnsafePointer()), nil
+	}
 	return p.Elem().Interface(), nil
+}
+
+// eface is the layout of an interface{} value: its type word and its data
+// word. For a type that is not pointer-shaped, the data word points to a
+// heap copy of the value, which is exactly what reflect.New allocated.
+type eface struct {
+	typ  unsafe.Pointer
+	data unsafe.Pointer
+}
+
+// rtypeOf returns the type word an interface holding a value of type t has:
+// the *rtype behind the reflect.Type interface.
+func rtypeOf(t reflect.Type) unsafe.Pointer {
+	return (*[2]unsafe.Pointer)(unsafe.Pointer(&t))[1]
+}
+
+// boxAt returns an interface holding the value at ptr, of the type whose
+// type word is typ, without copying it: ptr must point to a heap value of
+// that type, not pointer-shaped, that nothing else will modify. This saves
+// the second allocation of reflect's Elem().Interface().
+func boxAt(typ, ptr unsafe.Pointer) any {
+	var v any
+	e := (*eface)(unsafe.Pointer(&v))
+	e.typ, e.data = typ, ptr
+	return v
+}
+
+// pointerShaped reports whether values of t are stored directly in an
+// interface's data word (pointers, maps, channels, funcs, and structs and
+// arrays that hold just one of those).
+func pointerShaped(t reflect.Type) bool {
+	switch t.Kind() {
+	case reflect.Pointer, reflect.Map, reflect.Chan, reflect.Func, reflect.UnsafePointer:
+		return true
+	case reflect.Struct:
+		return t.NumField() == 1 && pointerShaped(t.Field(0).Type)
+	case reflect.Array:
+		return t.Len() == 1 && pointerShaped(t.Elem())
+	}
+	return false
 }
 
 // A binder binds every Address reachable in v (which is addressable) to n.

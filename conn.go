@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"reflect"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -32,7 +31,8 @@ type conn struct {
 	out      []byte                  // frames waiting for the writer
 	spare    []byte                  // the writer's other buffer
 	room     chan struct{}           // closed when the writer takes out; nil if nobody waits
-	types    map[reflect.Type]uint32 // sender-side type dictionary
+	types    []uint32                // sender-side type dictionary: typeInfo.index -> number (0: none yet)
+	ntypes   uint32                  // numbers assigned so far
 	closed   bool
 	closeErr error
 
@@ -58,7 +58,6 @@ func newConn(p *peer, nc net.Conn, h wire.Hello) *conn {
 		peerInc:  h.Incarnation,
 		maxFrame: maxFrame,
 		limit:    n.cfg.SendBufferLimit,
-		types:    map[reflect.Type]uint32{},
 		wake:     make(chan struct{}, 1),
 		done:     make(chan struct{}),
 	}
@@ -176,9 +175,9 @@ func (c *conn) writeLoop(stopping <-chan struct{}) error {
 			}
 		}
 		c.mu.Lock()
-		if cap(batch) <= 4<<20 { // keep a buffer of a reasonable size for reuse
-			c.spare = batch[:0]
-		}
+		// keep the buffer for the next swap: out never grows much past the
+		// send buffer limit, so two buffers bound a peer's memory
+		c.spare = batch[:0]
 		more := len(c.out) > 0
 		c.mu.Unlock()
 		if more {
@@ -268,10 +267,13 @@ func (c *conn) sendValue(h frameHead, v any) error {
 	wasEmpty := len(c.out) == 0
 	var id uint32
 	if info != nil {
-		var ok bool
-		if id, ok = c.types[info.t]; !ok {
-			id = uint32(len(c.types) + 1)
-			c.types[info.t] = id
+		if info.index >= len(c.types) {
+			c.types = append(c.types, make([]uint32, info.index+1-len(c.types))...)
+		}
+		if id = c.types[info.index]; id == 0 {
+			c.ntypes++
+			id = c.ntypes
+			c.types[info.index] = id
 			out, start := wire.BeginFrame(c.out, wire.TypeTypeDef)
 			out = wire.AppendTypeDef(out, wire.TypeDef{ID: id, Name: info.name})
 			c.out, _ = wire.EndFrame(out, start, c.maxFrame)

@@ -18,6 +18,7 @@ type Mailbox struct {
 	buf     []any // ring buffer of queued messages; nil while never used
 	head    int32 // index in buf of the oldest message
 	count   int32 // number of queued messages
+	peak    int32 // the most messages queued since the queue last emptied
 	closed  bool
 	id      uint64
 	n       *Node
@@ -36,9 +37,13 @@ type waiter struct {
 // waiterPool caches waiters; it holds no state of any node.
 var waiterPool = sync.Pool{New: func() any { return &waiter{ch: make(chan struct{}, 1)} }}
 
-// shrinkAbove is the buffer size beyond which an emptied queue gives its
+// shrinkAbove is the buffer size beyond which an emptied queue may give its
 // buffer back, so a burst does not pin memory for the mailbox's lifetime.
 const shrinkAbove = 1024
+
+// keepAtMost is the largest buffer (in slots, 16 bytes each) a drained queue
+// keeps.
+const keepAtMost = 1 << 16
 
 // Address returns the mailbox's Address.
 func (m *Mailbox) Address() Address {
@@ -68,6 +73,9 @@ func (m *Mailbox) push(v any) error {
 	}
 	m.buf[i] = v
 	m.count++
+	if m.count > m.peak {
+		m.peak = m.count
+	}
 	w := m.waiters
 	m.waiters = nil
 	for x := w; x != nil; x = x.next {
@@ -172,9 +180,15 @@ func (m *Mailbox) take(i int) any {
 	m.count--
 	if m.count == 0 {
 		m.head = 0
-		if size > shrinkAbove {
+		// Give back a large buffer when the burst that just drained used
+		// a small part of it, or when it is very large: a queue under
+		// steady traffic keeps its buffer instead of regrowing it from 8
+		// slots after every drain, and an idle mailbox never pins more
+		// than keepAtMost slots.
+		if size > shrinkAbove && (int(m.peak) < size/4 || size > keepAtMost) {
 			m.buf = nil
 		}
+		m.peak = 0
 	}
 	return v
 }
