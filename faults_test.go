@@ -270,7 +270,7 @@ func pendingCall(t testing.TB, n1, n2 *Node) <-chan error {
 	return errc
 }
 
-// expectClosed waits for a MailboxClosed for a with reason NoConnection
+// expectLost waits for a MailboxClosed for a with reason NoConnection
 // and returns how long after start it came.
 func expectLost(t testing.TB, wmb *Mailbox, a Address, start time.Time, within time.Duration) time.Duration {
 	t.Helper()
