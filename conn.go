@@ -28,11 +28,11 @@ type conn struct {
 	limit    int    // the send buffer limit, bytes
 
 	mu       sync.Mutex
-	out      []byte                  // frames waiting for the writer
-	spare    []byte                  // the writer's other buffer
-	room     chan struct{}           // closed when the writer takes out; nil if nobody waits
-	types    []uint32                // sender-side type dictionary: typeInfo.index -> number (0: none yet)
-	ntypes   uint32                  // numbers assigned so far
+	out      []byte        // frames waiting for the writer
+	spare    []byte        // the writer's other buffer
+	room     chan struct{} // closed when the writer takes out; nil if nobody waits
+	types    []uint32      // sender-side type dictionary: typeInfo.index -> number (0: none yet)
+	ntypes   uint32        // numbers assigned so far
 	closed   bool
 	closeErr error
 

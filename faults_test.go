@@ -137,7 +137,7 @@ func startEcho(t testing.TB, n *Node) Address {
 
 // roundTrip sends a testMsg from a new mailbox of from to echo and waits
 // for it to come back.
-func roundTrip(from *Node, echo Address, seq int) error {
+func callEcho(from *Node, echo Address, seq int) error {
 	me, mb := from.NewMailbox()
 	defer mb.Close()
 	if err := from.BindAddress(echo).Send(testMsg{Seq: seq, From: me, Text: "ping"}); err != nil {
@@ -174,7 +174,7 @@ func startPinger(from *Node, echo Address) *pinger {
 				return
 			case <-time.After(20 * time.Millisecond):
 			}
-			if err := roundTrip(from, echo, i); err != nil {
+			if err := callEcho(from, echo, i); err != nil {
 				p.err.CompareAndSwap(nil, &err)
 				return
 			}
@@ -437,7 +437,7 @@ func testFault(t *testing.T, f fault) {
 	t.Logf("%s: connected again %v after the fault began", f.name, time.Since(start))
 	checkOrder(t, n1, n2, 2, 1000)
 	checkOrder(t, n2, n1, 1, 500)
-	if err := roundTrip(n1, startEcho(t, n2), 1); err != nil {
+	if err := callEcho(n1, startEcho(t, n2), 1); err != nil {
 		t.Fatal(err)
 	}
 	ping1.stop(t, "node 1 to node 3", true)
@@ -473,7 +473,7 @@ func testDelay(t *testing.T) {
 	start := time.Now()
 	for time.Since(start) < 3*faultTimeout {
 		rt := time.Now()
-		if err := roundTrip(n1, echo2, 7); err != nil {
+		if err := callEcho(n1, echo2, 7); err != nil {
 			t.Fatal(err)
 		}
 		if el := time.Since(rt); el < 2*delay {
@@ -587,7 +587,7 @@ func TestFaultSlowReceiver(t *testing.T) {
 		}
 	}
 	held := heapInuse() // while a Send waits for room: what is retained
-	if err := roundTrip(n1, echo3, 1); err != nil {
+	if err := callEcho(n1, echo3, 1); err != nil {
 		t.Fatalf("node 3 while node 2's buffer is full: %v", err)
 	}
 	select {

@@ -20,14 +20,14 @@ import (
 // cluster is a clustered node's networking: the listener, and one peer per
 // other node of the spec, each run as a suture service by Node.Serve.
 type cluster struct {
-	n       *Node
-	spec    *ClusterSpec
-	self    NodeSpec
-	tls     *nodeTLS
-	peers   map[NodeID]*peer // fixed by the spec; never changes
-	serving atomic.Bool
-	stats   counters
-	hsSlots chan struct{} // bounds handshakes in progress on the listener
+	n          *Node
+	spec       *ClusterSpec
+	self       NodeSpec
+	tls        *nodeTLS
+	peers      map[NodeID]*peer // fixed by the spec; never changes
+	serving    atomic.Bool
+	stats      counters
+	handshakes handshakeSet // the incoming handshakes in progress
 }
 
 // counters are the node's statistics; see Stats.
@@ -86,8 +86,51 @@ func (n *Node) Stats() Stats {
 
 // maxHandshakes bounds the incoming handshakes in progress at once, so a
 // flood of connections that never finish their handshake cannot exhaust
-// the node; more are closed at once.
+// the node.
 const maxHandshakes = 64
+
+// handshakeSet tracks the incoming handshakes in progress. When it is full,
+// a new connection takes the place of the oldest handshake if that one has
+// already had a quarter of the handshake timeout (a good peer finishes in
+// milliseconds): idle connections can delay a good peer, never lock it out.
+type handshakeSet struct {
+	mu     sync.Mutex
+	active map[net.Conn]time.Time
+}
+
+// admit adds nc, evicting the oldest handshake older than stale if the set
+// is full; it reports false if nc must be refused.
+func (h *handshakeSet) admit(nc net.Conn, stale time.Duration) bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.active == nil {
+		h.active = map[net.Conn]time.Time{}
+	}
+	now := time.Now()
+	if len(h.active) >= maxHandshakes {
+		var oldest net.Conn
+		var since time.Time
+		for c, t := range h.active {
+			if oldest == nil || t.Before(since) {
+				oldest, since = c, t
+			}
+		}
+		if now.Sub(since) < stale {
+			return false
+		}
+		_ = oldest.Close() // its handshake fails at once and its goroutine ends
+		delete(h.active, oldest)
+	}
+	h.active[nc] = now
+	return true
+}
+
+// done removes nc (its handshake ended, well or not).
+func (h *handshakeSet) done(nc net.Conn) {
+	h.mu.Lock()
+	delete(h.active, nc)
+	h.mu.Unlock()
+}
 
 func newCluster(n *Node) (*cluster, error) {
 	spec := n.cfg.Cluster
@@ -102,7 +145,7 @@ func newCluster(n *Node) (*cluster, error) {
 	if err != nil {
 		return nil, err
 	}
-	c := &cluster{n: n, spec: spec, self: self, tls: t, peers: map[NodeID]*peer{}, hsSlots: make(chan struct{}, maxHandshakes)}
+	c := &cluster{n: n, spec: spec, self: self, tls: t, peers: map[NodeID]*peer{}}
 	for _, ns := range spec.Nodes {
 		if ns.ID == n.id {
 			continue
@@ -209,9 +252,7 @@ func (l *listenerService) Serve(ctx context.Context) error {
 			}
 			return fmt.Errorf("reign: accept: %w", err)
 		}
-		select {
-		case c.hsSlots <- struct{}{}:
-		default:
+		if !c.handshakes.admit(nc, c.n.cfg.HandshakeTimeout/4) {
 			c.stats.refused.Add(1)
 			c.n.log.Warn("connection refused: too many handshakes in progress", "addr", nc.RemoteAddr().String())
 			_ = nc.Close()
@@ -220,7 +261,7 @@ func (l *listenerService) Serve(ctx context.Context) error {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			defer func() { <-c.hsSlots }()
+			defer c.handshakes.done(nc)
 			c.accept(ctx, nc)
 		}()
 	}
