@@ -36,6 +36,9 @@ type conn struct {
 	closed   bool
 	closeErr error
 
+	wmu       sync.Mutex   // held while writing to nc: by the writer, or by a sender writing inline
+	lastWrite atomic.Int64 // monotime of the last write to nc
+
 	wake chan struct{} // capacity 1: tells the writer out is no longer empty
 	done chan struct{} // closed when the connection is finished
 
@@ -145,44 +148,36 @@ func (c *conn) writeLoop(stopping <-chan struct{}) error {
 			return errConnClosed
 		case <-stopping:
 			c.mu.Lock()
-			batch := wire.AppendFrame(c.out, wire.TypeGoodbye, wire.AppendGoodbye(nil, wire.Goodbye{Reason: wire.GoodbyeShutdown}))
-			c.out = nil
+			c.out = wire.AppendFrame(c.out, wire.TypeGoodbye, wire.AppendGoodbye(nil, wire.Goodbye{Reason: wire.GoodbyeShutdown}))
 			c.mu.Unlock()
-			_ = c.nc.SetWriteDeadline(time.Now().Add(goodbyeTimeout))
-			_, _ = c.nc.Write(batch)
+			c.wmu.Lock()
+			_ = c.writeBatch(goodbyeTimeout)
+			c.wmu.Unlock()
 			return errConnClosed
 		case <-hb.C:
-			c.mu.Lock()
-			if len(c.out) == 0 {
-				c.out = append(c.out, heartbeatFrame...)
+			if time.Duration(monotime()-c.lastWrite.Load()) >= cfg.HeartbeatInterval/2 {
+				c.mu.Lock()
+				if len(c.out) == 0 {
+					c.out = append(c.out, heartbeatFrame...)
+				}
+				c.mu.Unlock()
 			}
-			c.mu.Unlock()
 		case <-c.wake:
 		}
-		c.mu.Lock()
-		batch := c.out
-		c.out = c.spare[:0]
-		c.spare = nil
-		if c.room != nil {
-			close(c.room)
-			c.room = nil
-		}
-		c.mu.Unlock()
-		if len(batch) > 0 {
-			_ = c.nc.SetWriteDeadline(time.Now().Add(cfg.HeartbeatTimeout))
-			if _, err := c.nc.Write(batch); err != nil {
-				return fmt.Errorf("write: %w", err)
+		c.wmu.Lock()
+		for {
+			if err := c.writeBatch(cfg.HeartbeatTimeout); err != nil {
+				c.wmu.Unlock()
+				return err
+			}
+			c.mu.Lock()
+			more := len(c.out) > 0
+			c.mu.Unlock()
+			if !more {
+				break
 			}
 		}
-		c.mu.Lock()
-		// keep the buffer for the next swap: out never grows much past the
-		// send buffer limit, so two buffers bound a peer's memory
-		c.spare = batch[:0]
-		more := len(c.out) > 0
-		c.mu.Unlock()
-		if more {
-			c.kick()
-		}
+		c.wmu.Unlock()
 		if !hb.Stop() {
 			select {
 			case <-hb.C:
@@ -192,6 +187,70 @@ func (c *conn) writeLoop(stopping <-chan struct{}) error {
 		hb.Reset(cfg.HeartbeatInterval)
 	}
 }
+
+// writeBatch writes everything queued in one Write, which must finish
+// within timeout (a peer that stopped reading is lost). The caller holds
+// c.wmu.
+func (c *conn) writeBatch(timeout time.Duration) error {
+	c.mu.Lock()
+	batch := c.out
+	c.out = c.spare[:0]
+	c.spare = nil
+	if c.room != nil {
+		close(c.room)
+		c.room = nil
+	}
+	c.mu.Unlock()
+	var err error
+	if len(batch) > 0 {
+		_ = c.nc.SetWriteDeadline(time.Now().Add(timeout))
+		if _, err = c.nc.Write(batch); err != nil {
+			err = fmt.Errorf("write: %w", err)
+		}
+		c.lastWrite.Store(monotime())
+	}
+	c.mu.Lock()
+	// keep the buffer for the next swap: out never grows much past the
+	// send buffer limit, so two buffers bound a peer's memory
+	c.spare = batch[:0]
+	c.mu.Unlock()
+	return err
+}
+
+// inlineGap is how long a connection must have been quiet for a sender to
+// write its frame to the socket itself instead of waking the writer: a
+// lone request or reply then skips a goroutine hand-off (a large part of a
+// round trip's latency), while a stream of sends still goes through the
+// writer and is batched.
+const inlineGap = 20 * time.Microsecond
+
+// flushNew is called by a sender whose frame went into an empty buffer.
+// If the connection has been quiet, and nobody is writing, the sender
+// writes the frame now; otherwise it wakes the writer.
+func (c *conn) flushNew() {
+	if time.Duration(monotime()-c.lastWrite.Load()) < inlineGap || !c.wmu.TryLock() {
+		c.kick()
+		return
+	}
+	err := c.writeBatch(c.p.c.n.cfg.HeartbeatTimeout)
+	c.mu.Lock()
+	more := len(c.out) > 0
+	c.mu.Unlock()
+	c.wmu.Unlock()
+	if err != nil {
+		c.close(err)
+		return
+	}
+	if more {
+		c.kick()
+	}
+}
+
+// epoch anchors monotime.
+var epoch = time.Now()
+
+// monotime returns nanoseconds on the monotonic clock.
+func monotime() int64 { return int64(time.Since(epoch)) }
 
 // appendFrame queues one control frame (link, registry, goodbye) whose
 // payload build appends. Control frames never wait for buffer room, so
@@ -297,7 +356,7 @@ func (c *conn) sendValue(h frameHead, v any) error {
 	c.out = out
 	c.mu.Unlock()
 	if wasEmpty {
-		c.kick()
+		c.flushNew()
 	}
 	return nil
 }

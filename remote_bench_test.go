@@ -151,6 +151,7 @@ var codecs = []struct {
 	codec Codec
 }{
 	{"msgpack", MsgpackCodec{}},
+	{"msgpack-compact", MsgpackCodec{Compact: true}},
 	{"json", JSONCodec{}},
 }
 

@@ -30,6 +30,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"github.com/reign-go/reign"
 	"io"
 	"os"
 	"os/signal"
@@ -88,8 +89,25 @@ type options struct {
 
 	cpuProfile, memProfile, mutexProfile, blockProfile string
 
+	codec     string
 	childNode int
 	childSpec string
+}
+
+// benchCodec is the codec both nodes of the remote figures use (-codec).
+var benchCodec reign.Codec = reign.MsgpackCodec{}
+
+// codecNamed returns the codec -codec names.
+func codecNamed(name string) (reign.Codec, error) {
+	switch name {
+	case "msgpack":
+		return reign.MsgpackCodec{}, nil
+	case "msgpack-compact":
+		return reign.MsgpackCodec{Compact: true}, nil
+	case "json":
+		return reign.JSONCodec{}, nil
+	}
+	return nil, fmt.Errorf("unknown codec %q (use msgpack, msgpack-compact or json)", name)
 }
 
 // run is reign_bench: it returns the exit code: 0 done, 1 failed, 2 bad
@@ -103,6 +121,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.DurationVar(&o.duration, "duration", time.Second, "target length of each run: ping-pong and selective runs last this long, throughput runs too with -count 0")
 	fs.IntVar(&o.runs, "runs", 5, "runs per figure; each figure is their median")
 	fs.BoolVar(&o.json, "json", false, "print one JSON object instead of the table")
+	fs.StringVar(&o.codec, "codec", "msgpack", "codec for the remote figures: msgpack, msgpack-compact or json")
 	fs.BoolVar(&o.verbose, "v", false, "report progress and every run's value on standard error")
 	only := fs.String("only", "", "comma-separated `list` of figures to run, by number or name (default all)")
 	fs.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of the measurements to `file` (and of the child node, for figures 4 and 5, to file.child)")
@@ -139,10 +158,15 @@ func run(args []string, stdout, stderr io.Writer) int {
 		fs.Usage()
 		return 2
 	}
+	codec, err := codecNamed(o.codec)
+	if err != nil {
+		fmt.Fprintf(stderr, "reign_bench: -codec: %v\n", err)
+		return 2
+	}
+	benchCodec = codec
 	if o.childNode != 0 {
 		return runChild(o.childNode, o.childSpec, o.cpuProfile, stderr)
 	}
-	var err error
 	if o.only, err = parseOnly(*only); err != nil {
 		fmt.Fprintf(stderr, "reign_bench: -only: %v\n", err)
 		return 2
@@ -250,7 +274,7 @@ func measure(ctx context.Context, o *options, stderr io.Writer) (res *results, e
 	var rem *remote
 	if o.only[figRemote] || o.only[figRemotePingPong] {
 		logf("starting node 2 in a child process")
-		var childArgs []string
+		childArgs := []string{"-codec", o.codec}
 		if o.cpuProfile != "" {
 			// the receiving side of figures 4 and 5 is in the child
 			childArgs = append(childArgs, "-cpuprofile", o.cpuProfile+".child")

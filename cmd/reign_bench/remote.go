@@ -137,7 +137,7 @@ func startRemote(ctx context.Context, childArgs ...string) (r *remote, err error
 		testHookChildStarted(r.cmd.Process.Pid)
 	}
 
-	r.node, err = reign.NewNode(reign.Config{NodeID: 1, Cluster: cs, Listener: ln1})
+	r.node, err = reign.NewNode(reign.Config{NodeID: 1, Cluster: cs, Listener: ln1, Codec: benchCodec})
 	if err != nil {
 		ln1.Close()
 		return r, err
@@ -294,7 +294,7 @@ func runChild(id int, specPath, cpuProfile string, stderr io.Writer) int {
 	if err != nil {
 		return fail(fmt.Errorf("the listener handed over: %w", err))
 	}
-	node, err := reign.NewNode(reign.Config{NodeID: reign.NodeID(id), Cluster: cs, Listener: ln})
+	node, err := reign.NewNode(reign.Config{NodeID: reign.NodeID(id), Cluster: cs, Listener: ln, Codec: benchCodec})
 	if err != nil {
 		ln.Close()
 		return fail(err)
