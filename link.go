@@ -86,7 +86,7 @@ func (a Address) OnCloseNotify(notify Address) {
 	if a.inc == n.inc {
 		if m := n.table.lookup(a.id); m != nil {
 			m.mu.Lock()
-			if !m.closed {
+			if !m.isClosed() {
 				if m.links == nil {
 					m.links = make(map[Address]struct{}, 1)
 				}

@@ -687,7 +687,7 @@ func (p *peer) remoteLinked(cn *conn, target, watcher wire.Ref) {
 			p.watched[target.ID] = struct{}{}
 			p.mu.Unlock()
 			m.mu.Lock()
-			if !m.closed {
+			if !m.isClosed() {
 				if m.links == nil {
 					m.links = make(map[Address]struct{}, 1)
 				}
