@@ -619,11 +619,11 @@ func exchangeHello(ctx context.Context, n *Node, tc net.Conn, certID NodeID) (wi
 	if NodeID(remote.Node) != certID {
 		return remote, fmt.Errorf("%w: peer says it is node %d, its certificate names node %d", ErrPeerIdentity, remote.Node, certID)
 	}
-	if _, err := wire.Negotiate(local, remote); err != nil {
-		return remote, fmt.Errorf("%w: %w", ErrHandshake, err)
-	}
 	if remote.Codec != local.Codec {
 		return remote, fmt.Errorf("%w: peer uses codec %q, this node %q", ErrHandshake, remote.Codec, local.Codec)
+	}
+	if _, err := wire.Agree(local, remote); err != nil {
+		return remote, fmt.Errorf("%w: %w", ErrHandshake, err)
 	}
 	if remote.Incarnation == 0 {
 		return remote, fmt.Errorf("%w: incarnation 0", ErrHandshake)
