@@ -422,7 +422,7 @@ func TestSoak(t *testing.T) {
 	}
 
 	t.Logf("ran %v; restarts (kill -9): %d: %s", elapsed.Round(time.Millisecond), len(restarted), strings.Join(restarted, ", "))
-	t.Logf("messages (by the %d surviving runs' mailboxes): sent %d, delivered %d, lost and notified %d, lost to a closed mailbox after its sender closed %d, sent to killed incarnations %d (notified %d); throughput %.0f msgs/s sent, cluster-wide including killed runs' senders unknown",
+	t.Logf("messages (by the %d surviving runs' mailboxes): sent %d, delivered %d, lost and notified %d, lost to a closed mailbox after its sender closed %d, sent to killed incarnations %d (notified %d); throughput %.0f msgs/s (senders of killed runs not counted)",
 		len(sums), acc.sent, acc.delivered, acc.lostNotified, acc.lostClosedTail, acc.toKilled, acc.toKilledNotified, float64(acc.sent)/elapsed.Seconds())
 	t.Logf("received from killed runs' senders: %d messages, from %d senders, all in order", acc.fromKilled, acc.fromKilledSenders)
 	t.Logf("links: %d made; fired: normal %d, noconnection %d, nodeshutdown %d, noproc %d; sender/destination pairs %d, %d of them notified",
