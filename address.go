@@ -100,18 +100,19 @@ func (a Address) appendBinary(b []byte) []byte {
 // not bound to a node: bind it with Node.BindAddress before sending.
 // (Addresses inside messages are bound by the node that decodes them.)
 func (a *Address) UnmarshalBinary(b []byte) error {
+	*a = Address{}
 	if len(b) != addressLen {
 		return fmt.Errorf("%w: binary form has %d bytes, want %d", ErrBadAddress, len(b), addressLen)
 	}
-	*a = Address{
+	v := Address{
 		node: NodeID(binary.BigEndian.Uint16(b)),
 		inc:  binary.BigEndian.Uint32(b[2:]),
 		id:   binary.BigEndian.Uint64(b[6:]),
 	}
-	if a.id == 0 && !a.IsZero() {
-		*a = Address{}
-		return fmt.Errorf("%w: mailbox ID 0", ErrBadAddress)
+	if !v.IsZero() && v.id>>32 == 0 {
+		return fmt.Errorf("%w: mailbox generation 0", ErrBadAddress)
 	}
+	*a = v
 	return nil
 }
 

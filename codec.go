@@ -243,12 +243,12 @@ func typeName(t reflect.Type) string {
 
 func (r *typeRegistry) register(name string, v any) error {
 	if v == nil {
-		return fmt.Errorf("%w: RegisterType(nil)", ErrBadConfig)
+		return &ConfigError{Field: "RegisterType", Msg: "nil value"}
 	}
 	t := reflect.TypeOf(v)
 	switch t.Kind() {
 	case reflect.Chan, reflect.Func, reflect.UnsafePointer, reflect.Interface:
-		return fmt.Errorf("%w: message type %v cannot be encoded", ErrBadConfig, t)
+		return &ConfigError{Field: "RegisterType", Msg: fmt.Sprintf("message type %v cannot be encoded", t)}
 	}
 	if name == "" {
 		name = typeName(t)
@@ -260,10 +260,10 @@ func (r *typeRegistry) register(name string, v any) error {
 		if old.t == t {
 			return nil
 		}
-		return fmt.Errorf("%w: type name %q is already registered for %v", ErrBadConfig, name, old.t)
+		return &ConfigError{Field: "RegisterType", Msg: fmt.Sprintf("type name %q is already registered for %v", name, old.t)}
 	}
 	if old, ok := byType[t]; ok {
-		return fmt.Errorf("%w: type %v is already registered as %q", ErrBadConfig, t, old.name)
+		return &ConfigError{Field: "RegisterType", Msg: fmt.Sprintf("type %v is already registered as %q", t, old.name)}
 	}
 	info := &typeInfo{name: name, t: t, bind: makeBinder(t), index: len(byType),
 		boxed: !pointerShaped(t) && t.Size() > 0, rtype: rtypeOf(t)}
@@ -318,7 +318,7 @@ func (n *Node) encodeMessage(dst []byte, msg any) ([]byte, *typeInfo, error) {
 	}
 	out, err := n.codec.Marshal(dst, msg)
 	if err != nil {
-		return dst, nil, fmt.Errorf("%w: encoding %s: %v", ErrDecode, info.name, err)
+		return dst, nil, fmt.Errorf("%w: %s: %v", ErrEncode, info.name, err)
 	}
 	return out, info, nil
 }

@@ -3,6 +3,8 @@ package reign
 import (
 	"errors"
 	"fmt"
+
+	"github.com/reign-go/reign/internal/wire"
 )
 
 // Sentinel errors. Every error this package returns either is one of these or
@@ -23,9 +25,12 @@ var (
 	// ErrDecode: a message's bytes could not be decoded by the codec.
 	ErrDecode = errors.New("reign: message could not be decoded")
 
+	// ErrEncode: the codec could not encode a message.
+	ErrEncode = errors.New("reign: message could not be encoded")
+
 	// ErrFrameTooLarge: a frame, or an encoded message, exceeds the
 	// configured maximum frame size.
-	ErrFrameTooLarge = errors.New("reign: frame too large")
+	ErrFrameTooLarge = wire.ErrFrameTooLarge
 
 	// ErrZeroAddress: the operation was given the zero Address.
 	ErrZeroAddress = errors.New("reign: zero address")

@@ -79,6 +79,7 @@ func (a Address) OnCloseNotify(notify Address) {
 		}
 		return
 	}
+	notify = notify.withNode(n) // one key per watcher, however it was bound
 	if a.node != n.id {
 		n.linkRemote(a, notify)
 		return
@@ -107,6 +108,7 @@ func (a Address) RemoveNotify(notify Address) {
 	if n == nil {
 		return
 	}
+	notify = notify.withNode(n)
 	if a.node != n.id {
 		n.unlinkRemote(a, notify)
 		return
