@@ -209,3 +209,62 @@ func BenchmarkLookup10000Names(b *testing.B) {
 		i++
 	}
 }
+
+// TestRegistryConflictAfterPartitionHeals: nodes 1 and 2 lose each other
+// (a black-holed connection; node 3 still sees both), each claims the same
+// name, and when the partition heals both claims are visible everywhere
+// and each claimant is told exactly once.
+func TestRegistryConflictAfterPartitionHeals(t *testing.T) {
+	t.Parallel()
+	tc, proxy := newProxiedCluster(t, nil)
+	n1, n2, n3 := tc.node(1), tc.node(2), tc.node(3)
+
+	proxy.BlackHole(true)
+	waitUntil(t, 5*time.Second, func() bool { return n1.Stats().PeersUp == 1 && n2.Stats().PeersUp == 1 })
+
+	a, amb := n1.NewMailbox()
+	b, bmb := n2.NewMailbox()
+	if err := n1.Register("leader", a); err != nil {
+		t.Fatal(err)
+	}
+	if err := n2.Register("leader", b); err != nil {
+		t.Fatal(err)
+	}
+	// node 3 sees both at once; nodes 1 and 2 each see only their own
+	waitUntil(t, 5*time.Second, func() bool { return len(n3.LookupAll("leader")) == 2 })
+	if got := n1.LookupAll("leader"); len(got) != 1 || got[0] != a {
+		t.Fatalf("node 1 during the partition: %v", got)
+	}
+	if amb.Len() != 0 || bmb.Len() != 0 {
+		t.Fatal("a claimant was told of a conflict its node cannot see")
+	}
+
+	proxy.BlackHole(false)
+	waitUntil(t, 10*time.Second, func() bool {
+		return len(n1.LookupAll("leader")) == 2 && len(n2.LookupAll("leader")) == 2
+	})
+	for _, mb := range []*Mailbox{amb, bmb} {
+		if mc, ok := recv(t, mb).(MultipleClaim); !ok || mc.Name != "leader" {
+			t.Fatalf("got %#v", mc)
+		}
+	}
+	time.Sleep(200 * time.Millisecond)
+	if amb.Len() != 0 || bmb.Len() != 0 {
+		t.Fatalf("told more than once: %d, %d", amb.Len(), bmb.Len())
+	}
+	// each node prefers its own claim; node 3 the lowest node ID
+	if got, _ := n1.Lookup("leader"); got != a {
+		t.Fatal("node 1 does not prefer its own claim")
+	}
+	if got, _ := n2.Lookup("leader"); got != b {
+		t.Fatal("node 2 does not prefer its own claim")
+	}
+	if got, _ := n3.Lookup("leader"); got != n3.BindAddress(a) {
+		t.Fatal("node 3 does not pick the lowest node ID")
+	}
+	// resolving it: node 2 steps down, and everyone agrees again
+	n2.Unregister("leader", b)
+	waitUntil(t, 5*time.Second, func() bool {
+		return len(n1.LookupAll("leader")) == 1 && len(n2.LookupAll("leader")) == 1 && len(n3.LookupAll("leader")) == 1
+	})
+}
