@@ -36,7 +36,9 @@ type conn struct {
 	closed   bool
 	closeErr error
 
-	wmu       sync.Mutex   // held while writing to nc: by the writer, or by a sender writing inline
+	wmu       sync.Mutex // held while writing to nc: by the writer, or by a sender writing inline
+	wset      int64      // monotime when the write deadline was last set (guarded by wmu)
+	wtimeout  time.Duration
 	lastWrite atomic.Int64 // monotime of the last write to nc
 
 	wake chan struct{} // capacity 1: tells the writer out is no longer empty
@@ -203,7 +205,7 @@ func (c *conn) writeBatch(timeout time.Duration) error {
 	c.mu.Unlock()
 	var err error
 	if len(batch) > 0 {
-		_ = c.nc.SetWriteDeadline(time.Now().Add(timeout))
+		c.setWriteDeadline(timeout)
 		if _, err = c.nc.Write(batch); err != nil {
 			err = fmt.Errorf("write: %w", err)
 		}
@@ -215,6 +217,16 @@ func (c *conn) writeBatch(timeout time.Duration) error {
 	c.spare = batch[:0]
 	c.mu.Unlock()
 	return err
+}
+
+// setWriteDeadline keeps a write deadline of about timeout ahead, moving it
+// only when a quarter of it has passed (see deadlineReader). The caller
+// holds c.wmu.
+func (c *conn) setWriteDeadline(timeout time.Duration) {
+	if now := monotime(); c.wset == 0 || time.Duration(now-c.wset) > timeout/4 || timeout != c.wtimeout {
+		_ = c.nc.SetWriteDeadline(time.Now().Add(timeout))
+		c.wset, c.wtimeout = now, timeout
+	}
 }
 
 // inlineGap is how long a connection must have been quiet for a sender to
@@ -366,16 +378,23 @@ type scratch struct{ b []byte }
 // scratchPool holds encoding buffers; it holds no node's state.
 var scratchPool = sync.Pool{New: func() any { return &scratch{b: make([]byte, 0, 256)} }}
 
-// deadlineReader sets a read deadline of the heartbeat timeout before each
-// read of the socket (once per buffer fill, not per frame), so a silent
-// peer is declared lost.
+// deadlineReader keeps a read deadline of the heartbeat timeout on the
+// socket, so a silent peer is declared lost. Moving a deadline is not free
+// (it re-arms a runtime timer and can wake the network poller), so it is
+// moved only when a quarter of the timeout has passed since it was last
+// set: a peer is declared lost after between 1 and 1.25 timeouts of
+// silence.
 type deadlineReader struct {
 	c       *conn
 	timeout time.Duration
+	set     int64 // monotime when the deadline was last set
 }
 
 func (d *deadlineReader) Read(p []byte) (int, error) {
-	_ = d.c.nc.SetReadDeadline(time.Now().Add(d.timeout))
+	if now := monotime(); d.set == 0 || time.Duration(now-d.set) > d.timeout/4 {
+		_ = d.c.nc.SetReadDeadline(time.Now().Add(d.timeout + d.timeout/4))
+		d.set = now
+	}
 	return d.c.nc.Read(p)
 }
 
