@@ -58,6 +58,7 @@ type ConfigError struct {
 	Err   error  // the underlying cause, if any
 }
 
+// Error names the field and says what is wrong with it.
 func (e *ConfigError) Error() string {
 	s := "reign: bad configuration: " + e.Field + ": " + e.Msg
 	if e.Err != nil {
@@ -80,6 +81,7 @@ type TypeError struct {
 	Type string // the Go type, or the name read from the wire
 }
 
+// Error names the type and how to fix it.
 func (e *TypeError) Error() string {
 	return fmt.Sprintf("reign: unknown message type %q (register it with Node.RegisterType on both nodes)", e.Type)
 }
@@ -94,6 +96,7 @@ type SendError struct {
 	Err error
 }
 
+// Error names the Address and the condition.
 func (e *SendError) Error() string {
 	return "reign: send to " + e.To.String() + ": " + trimPrefix(e.Err.Error())
 }

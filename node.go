@@ -39,7 +39,10 @@ type Config struct {
 
 	// HeartbeatTimeout is how long a peer may stay silent before it is
 	// declared lost and every link to its mailboxes fires with
-	// NoConnection. Zero means 3s. It must exceed HeartbeatInterval.
+	// NoConnection (it is noticed between 1 and 1.25 timeouts after the
+	// last byte from the peer; a reset connection is noticed at once). It
+	// also bounds each write to the peer. Zero means 3s. It must exceed
+	// HeartbeatInterval.
 	HeartbeatTimeout time.Duration
 
 	// HandshakeTimeout bounds dialing, the TLS handshake and the reign

@@ -37,6 +37,7 @@ const (
 	Down
 )
 
+// String returns "up" or "down".
 func (d Dir) String() string {
 	if d == Up {
 		return "up"
