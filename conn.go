@@ -446,59 +446,26 @@ func (c *conn) dispatch(t wire.Type, payload []byte) error {
 		if err != nil {
 			return err
 		}
-		mb := c.localMailbox(m.To)
-		if mb == nil {
-			c.p.c.stats.droppedClosed.Add(1)
-			return nil
-		}
-		v, ok, err := c.decodeValue(m.TypeID, m.Body)
-		if err != nil {
-			return err
-		}
-		if ok && mb.push(v) != nil {
-			c.p.c.stats.droppedClosed.Add(1)
-		}
-		return nil
+		return c.deliver(m.To, m.TypeID, m.Body, nil)
 	case wire.TypeRequest:
 		m, err := wire.ParseRequest(payload)
 		if err != nil {
 			return err
 		}
-		mb := c.localMailbox(m.To)
-		if mb == nil {
-			// the server is gone: the caller's link to it says so
-			c.p.c.stats.droppedClosed.Add(1)
-			return nil
-		}
-		v, ok, err := c.decodeValue(m.TypeID, m.Body)
-		if err != nil {
-			return err
-		}
-		if ok {
-			replyTo := Address{n: n, node: NodeID(m.ReplyTo.Node), inc: m.ReplyTo.Inc, id: m.ReplyTo.ID}
-			if mb.push(Request{Body: v, replyTo: replyTo, ref: m.CallRef}) != nil {
-				c.p.c.stats.droppedClosed.Add(1)
-			}
-		}
-		return nil
+		// (if the server is gone, the caller's link to it says so)
+		replyTo := Address{n: n, node: NodeID(m.ReplyTo.Node), inc: m.ReplyTo.Inc, id: m.ReplyTo.ID}
+		return c.deliver(m.To, m.TypeID, m.Body, func(v any) any {
+			return Request{Body: v, replyTo: replyTo, ref: m.CallRef}
+		})
 	case wire.TypeReply:
 		m, err := wire.ParseReply(payload)
 		if err != nil {
 			return err
 		}
-		mb := c.localMailbox(m.To)
-		if mb == nil {
-			c.p.c.stats.droppedClosed.Add(1) // a late reply: the caller gave up
-			return nil
-		}
-		v, ok, err := c.decodeValue(m.TypeID, m.Body)
-		if err != nil {
-			return err
-		}
-		if ok && mb.push(callReply{ref: m.CallRef, value: v}) != nil {
-			c.p.c.stats.droppedClosed.Add(1)
-		}
-		return nil
+		// (a reply for a closed mailbox is a late one: the caller gave up)
+		return c.deliver(m.To, m.TypeID, m.Body, func(v any) any {
+			return callReply{ref: m.CallRef, value: v}
+		})
 	case wire.TypeLink:
 		l, err := wire.ParseLink(payload)
 		if err != nil {
@@ -556,6 +523,29 @@ func (c *conn) dispatch(t wire.Type, payload []byte) error {
 		return fmt.Errorf("%w: Hello after the handshake", wire.ErrMalformed)
 	}
 	return fmt.Errorf("%w: %d", wire.ErrUnknownFrame, t)
+}
+
+// deliver decodes a message body for the local mailbox to and pushes it,
+// wrapped by wrap if non-nil. A closed mailbox, an unknown type or an
+// undecodable body drops the message and counts it; only a malformed frame
+// is an error.
+func (c *conn) deliver(to wire.Ref, typeID uint32, body []byte, wrap func(any) any) error {
+	mb := c.localMailbox(to)
+	if mb == nil {
+		c.p.c.stats.droppedClosed.Add(1)
+		return nil
+	}
+	v, ok, err := c.decodeValue(typeID, body)
+	if err != nil || !ok {
+		return err
+	}
+	if wrap != nil {
+		v = wrap(v)
+	}
+	if mb.push(v) != nil {
+		c.p.c.stats.droppedClosed.Add(1)
+	}
+	return nil
 }
 
 // checkPeerRef checks that a Ref naming one of the peer's own mailboxes

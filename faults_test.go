@@ -14,7 +14,6 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"path/filepath"
 	"runtime"
 	"strconv"
 	"strings"
@@ -23,7 +22,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/reign-go/reign/internal/certs"
 	"github.com/reign-go/reign/internal/faultnet"
 	"go.uber.org/goleak"
 )
@@ -72,15 +70,7 @@ func checkGoroutines(t *testing.T) {
 // reach node 3 directly.
 func newProxiedCluster(t *testing.T, mod func(*Config)) (*testCluster, *faultnet.Proxy) {
 	t.Helper()
-	dir, err := certDir()
-	if err != nil {
-		t.Fatal(err)
-	}
-	spec := &ClusterSpec{
-		ClusterCertPath: filepath.Join(dir, certs.CACertFile),
-		NodeCertPath:    filepath.Join(dir, "reign_node.%d.crt"),
-		NodeKeyPath:     filepath.Join(dir, "reign_node.%d.key"),
-	}
+	spec := testSpec(t)
 	lns := map[NodeID]net.Listener{}
 	for id := NodeID(1); id <= 3; id++ {
 		ln, err := net.Listen("tcp", "127.0.0.1:0")

@@ -45,15 +45,7 @@ type hostileCluster struct {
 // ends (see serving).
 func newHostileCluster(t *testing.T, mod func(*Config)) *hostileCluster {
 	t.Helper()
-	dir, err := certDir()
-	if err != nil {
-		t.Fatal(err)
-	}
-	spec := &ClusterSpec{
-		ClusterCertPath: filepath.Join(dir, certs.CACertFile),
-		NodeCertPath:    filepath.Join(dir, "reign_node.%d.crt"),
-		NodeKeyPath:     filepath.Join(dir, "reign_node.%d.key"),
-	}
+	spec := testSpec(t)
 	lns := map[NodeID]net.Listener{}
 	for id := NodeID(1); id <= 4; id++ {
 		ln, err := net.Listen("tcp", "127.0.0.1:0")

@@ -84,21 +84,33 @@ func (a Address) OnCloseNotify(notify Address) {
 		n.linkRemote(a, notify)
 		return
 	}
+	n.linkLocal(a, notify)
+}
+
+// linkLocal registers notify with the local mailbox a, or tells notify at
+// once if a is closed or was never open.
+func (n *Node) linkLocal(a, notify Address) {
 	if a.inc == n.inc {
-		if m := n.table.lookup(a.id); m != nil {
-			m.mu.Lock()
-			if !m.isClosed() {
-				if m.links == nil {
-					m.links = make(map[Address]struct{}, 1)
-				}
-				m.links[notify] = struct{}{}
-				m.mu.Unlock()
-				return
-			}
-			m.mu.Unlock()
+		if m := n.table.lookup(a.id); m != nil && m.addLink(notify) {
+			return
 		}
 	}
 	n.notifyClosed(notify, MailboxClosed{Address: a, Reason: n.closedReason(a)})
+}
+
+// addLink adds notify to the mailbox's watchers; it reports false if the
+// mailbox is closed.
+func (m *Mailbox) addLink(notify Address) bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.isClosed() {
+		return false
+	}
+	if m.links == nil {
+		m.links = make(map[Address]struct{}, 1)
+	}
+	m.links[notify] = struct{}{}
+	return true
 }
 
 // RemoveNotify cancels OnCloseNotify(notify): notify will not be told when

@@ -29,6 +29,21 @@ var certDir = sync.OnceValues(func() (string, error) {
 // (and does not mint certificates just to remove them).
 var certDirMade atomic.Bool
 
+// testSpec returns a cluster spec with no nodes yet whose certificates are
+// the throwaway ones certDir mints.
+func testSpec(t testing.TB) *ClusterSpec {
+	t.Helper()
+	dir, err := certDir()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &ClusterSpec{
+		ClusterCertPath: filepath.Join(dir, certs.CACertFile),
+		NodeCertPath:    filepath.Join(dir, "reign_node.%d.crt"),
+		NodeKeyPath:     filepath.Join(dir, "reign_node.%d.key"),
+	}
+}
+
 // testCluster is a cluster of real nodes in this process, talking mutual
 // TLS over 127.0.0.1.
 type testCluster struct {
@@ -45,15 +60,7 @@ type testCluster struct {
 // node's Config.
 func newTestCluster(t testing.TB, size int, mod func(*Config)) *testCluster {
 	t.Helper()
-	dir, err := certDir()
-	if err != nil {
-		t.Fatal(err)
-	}
-	spec := &ClusterSpec{
-		ClusterCertPath: filepath.Join(dir, certs.CACertFile),
-		NodeCertPath:    filepath.Join(dir, "reign_node.%d.crt"),
-		NodeKeyPath:     filepath.Join(dir, "reign_node.%d.key"),
-	}
+	spec := testSpec(t)
 	lns := map[NodeID]net.Listener{}
 	for id := NodeID(1); int(id) <= size; id++ {
 		ln, err := net.Listen("tcp", "127.0.0.1:0")

@@ -678,27 +678,17 @@ func (p *peer) remoteLinked(cn *conn, target, watcher wire.Ref) {
 	n := p.c.n
 	notify := Address{n: n, node: p.id, inc: watcher.Inc, id: watcher.ID}
 	a := Address{n: n, node: n.id, inc: target.Inc, id: target.ID}
-	if target.Inc == n.inc {
-		if m := n.table.lookup(target.ID); m != nil {
-			p.mu.Lock()
-			if p.watched == nil {
-				p.watched = map[uint64]struct{}{}
-			}
-			p.watched[target.ID] = struct{}{}
-			p.mu.Unlock()
-			m.mu.Lock()
-			if !m.isClosed() {
-				if m.links == nil {
-					m.links = make(map[Address]struct{}, 1)
-				}
-				m.links[notify] = struct{}{}
-				m.mu.Unlock()
-				return
-			}
-			m.mu.Unlock()
+	if target.Inc == n.inc && n.table.lookup(target.ID) != nil {
+		// remember the watch, so losing the peer removes it (before adding
+		// it: a Close in between finds it and clears it again)
+		p.mu.Lock()
+		if p.watched == nil {
+			p.watched = map[uint64]struct{}{}
 		}
+		p.watched[target.ID] = struct{}{}
+		p.mu.Unlock()
 	}
-	n.notifyClosed(notify, MailboxClosed{Address: a, Reason: n.closedReason(a)})
+	n.linkLocal(a, notify)
 }
 
 // remoteUnlinked handles the peer's Unlink.
