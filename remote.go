@@ -17,6 +17,9 @@ import (
 	"github.com/thejerf/suture/v4"
 )
 
+// A Node is a suture.Service: add it to an application's supervisor tree.
+var _ suture.Service = (*Node)(nil)
+
 // cluster is a clustered node's networking: the listener, and one peer per
 // other node of the spec, each run as a suture service by Node.Serve.
 type cluster struct {
