@@ -199,47 +199,72 @@ func (m *Mailbox) take(i int) any {
 	return v
 }
 
-// find returns the queue position of the first message match accepts, or
-// -1. A nil match accepts anything. The caller holds m.mu; if match
+// find returns the queue position of the first message from position from
+// on that match accepts, or -1. A nil match accepts anything. The caller holds m.mu; if match
 // panics, the caller's deferred unlock releases it.
-func (m *Mailbox) find(match func(any) bool) int {
-	if m.count == 0 {
+func (m *Mailbox) find(match func(any) bool, from int) int {
+	count := int(m.count)
+	if from >= count {
 		return -1
 	}
 	if match == nil {
-		return 0
+		return from
 	}
-	head, count := int(m.head), int(m.count)
-	first := m.buf[head:]
-	if len(first) > count {
-		first = first[:count]
+	size := len(m.buf)
+	start := int(m.head) + from
+	if start >= size {
+		start -= size
+	}
+	// the messages from..count-1 lie in buf[start:] and then from buf[0]
+	n := count - from
+	first := m.buf[start:]
+	if len(first) > n {
+		first = first[:n]
 	}
 	for i, v := range first {
 		if match(v) {
-			return i
+			return from + i
 		}
 	}
-	rest := m.buf[:count-len(first)]
-	for i, v := range rest {
+	for i, v := range m.buf[:n-len(first)] {
 		if match(v) {
-			return len(first) + i
+			return from + len(first) + i
 		}
 	}
 	return -1
+}
+
+// A scan remembers how much of the queue one receive has already looked
+// at: while no message has been taken since, the first count messages are
+// the same ones and match already refused them, so a receive woken by a
+// new message looks only at what is new (as Erlang's receive does), not
+// at the whole queue again.
+type scan struct {
+	pushes uint32 // m.pushes when the scan ended
+	count  int32  // m.count when the scan ended
+	valid  bool
 }
 
 // tryTake takes the first message match accepts. It reports closed if the
 // mailbox is closed (and so nothing can arrive); if w is non-nil and
 // nothing matched, w is put on the waiters list before the lock is
 // released, so no push can be missed.
-func (m *Mailbox) tryTake(match func(any) bool, w *waiter) (v any, ok, closed bool) {
+func (m *Mailbox) tryTake(match func(any) bool, w *waiter, sc *scan) (v any, ok, closed bool) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if i := m.find(match); i >= 0 {
+	from := 0
+	pushes := m.pushes.Load()
+	if sc != nil && sc.valid && int32(pushes-sc.pushes) == m.count-sc.count {
+		from = int(sc.count) // nothing was taken since: skip what was refused
+	}
+	if i := m.find(match, from); i >= 0 {
 		return m.take(i), true, false
 	}
 	if m.isClosed() {
 		return nil, false, true
+	}
+	if sc != nil {
+		*sc = scan{pushes: pushes, count: m.count, valid: true}
 	}
 	if w != nil {
 		w.next = m.waiters
@@ -264,8 +289,10 @@ func (m *Mailbox) Receive(ctx context.Context) (any, error) {
 // proportional to the number of messages match has to look at.
 //
 // match is called with the mailbox locked: it must be a quick test of the
-// message that does not call methods of this Mailbox or send to it. It may
-// be called more than once for the same message.
+// message that does not call methods of this Mailbox or send to it, and
+// give the same answer for the same message throughout one call (like an
+// Erlang pattern): a ReceiveMatch that waits looks only at messages that
+// arrive after its last look, not at the whole queue again.
 //
 // Contexts and closing behave as for Receive.
 func (m *Mailbox) ReceiveMatch(ctx context.Context, match func(any) bool) (any, error) {
@@ -279,7 +306,7 @@ func matchAny(any) bool { return true }
 
 // ReceiveAsync returns the oldest message, if there is one, without waiting.
 func (m *Mailbox) ReceiveAsync() (any, bool) {
-	v, ok, _ := m.tryTake(nil, nil)
+	v, ok, _ := m.tryTake(nil, nil, nil)
 	return v, ok
 }
 
@@ -289,17 +316,18 @@ func (m *Mailbox) ReceiveMatchAsync(match func(any) bool) (any, bool) {
 	if match == nil {
 		match = matchAny
 	}
-	v, ok, _ := m.tryTake(match, nil)
+	v, ok, _ := m.tryTake(match, nil, nil)
 	return v, ok
 }
 
 func (m *Mailbox) receive(ctx context.Context, match func(any) bool) (any, error) {
-	if v, ok, closed := m.tryTake(match, nil); ok {
+	var sc scan
+	if v, ok, closed := m.tryTake(match, nil, &sc); ok {
 		return v, nil
 	} else if closed {
 		return nil, ErrMailboxClosed
 	}
-	if v, ok := m.spin(match); ok {
+	if v, ok := m.spin(match, &sc); ok {
 		return v, nil
 	}
 	done := ctx.Done()
@@ -309,7 +337,7 @@ func (m *Mailbox) receive(ctx context.Context, match func(any) bool) (any, error
 		if err := ctx.Err(); err != nil {
 			return nil, err
 		}
-		v, ok, closed := m.tryTake(match, w)
+		v, ok, closed := m.tryTake(match, w, &sc)
 		if ok {
 			return v, nil
 		}
@@ -333,13 +361,13 @@ const spinRounds = 8
 
 // spin yields the processor a few times while watching for a push, and
 // takes a matching message if one arrives.
-func (m *Mailbox) spin(match func(any) bool) (any, bool) {
+func (m *Mailbox) spin(match func(any) bool, sc *scan) (any, bool) {
 	seen := m.pushes.Load()
 	for i := 0; i < spinRounds; i++ {
 		runtime.Gosched()
 		if now := m.pushes.Load(); now != seen {
 			seen = now
-			if v, ok, closed := m.tryTake(match, nil); ok || closed {
+			if v, ok, closed := m.tryTake(match, nil, sc); ok || closed {
 				return v, ok
 			}
 		}
@@ -367,7 +395,7 @@ func (m *Mailbox) cancelWait(w *waiter, match func(any) bool, err error) (any, e
 	if !wasLinked {
 		<-w.ch // the waker detached w and is sending (or has sent) its token
 	}
-	if v, ok, _ := m.tryTake(match, nil); ok {
+	if v, ok, _ := m.tryTake(match, nil, nil); ok {
 		return v, nil
 	}
 	return nil, err

@@ -627,3 +627,44 @@ func TestNoGoroutinePerMailbox(t *testing.T) {
 		t.Fatalf("goroutines: %d before 10,000 mailboxes, %d after", before, after)
 	}
 }
+
+// A ReceiveMatch that waits looks only at what arrives after its last look:
+// with 1,000 refused messages queued, each of 100 later arrivals costs one
+// call of match, not another pass over the queue.
+func TestReceiveMatchWaitingScansOnlyNewMessages(t *testing.T) {
+	t.Parallel()
+	n := newTestNode(t)
+	a, mb := n.NewMailbox()
+	for i := 0; i < 1000; i++ {
+		mustSend(t, a, i)
+	}
+	var calls atomic.Int64
+	got := make(chan any, 1)
+	go func() {
+		v, err := mb.ReceiveMatch(testCtx(t), func(v any) bool {
+			calls.Add(1)
+			return v == "wanted"
+		})
+		if err != nil {
+			v = err
+		}
+		got <- v
+	}()
+	eventually(t, 5*time.Second, func() bool { return calls.Load() >= 1000 })
+	for i := 0; i < 100; i++ {
+		mustSend(t, a, -i)
+		time.Sleep(100 * time.Microsecond) // let the receiver look at each
+	}
+	mustSend(t, a, "wanted")
+	if v := <-got; v != "wanted" {
+		t.Fatalf("got %v", v)
+	}
+	// 1,000 + 100 + 1 looks, give or take the spin's extra passes over the
+	// newest messages; a full rescan per arrival would be ~100,000
+	if c := calls.Load(); c > 1000+101+200 {
+		t.Fatalf("match was called %d times", c)
+	}
+	if mb.Len() != 1100 {
+		t.Fatalf("%d left queued", mb.Len())
+	}
+}
