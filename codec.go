@@ -94,6 +94,9 @@ var (
 
 // Marshal appends v's MessagePack encoding to dst.
 func (c MsgpackCodec) Marshal(dst []byte, v any) ([]byte, error) {
+	if out, ok := fastMarshal(dst, v, c.Compact); ok {
+		return out, nil // plain struct types: same bytes, see msgpackfast.go
+	}
 	e := msgpackEncoders.Get().(*msgpackEncoder)
 	e.enc.UseArrayEncodedStructs(c.Compact)
 	e.w.b = dst
@@ -106,6 +109,9 @@ func (c MsgpackCodec) Marshal(dst []byte, v any) ([]byte, error) {
 
 // Unmarshal decodes data into ptr; trailing bytes are an error.
 func (MsgpackCodec) Unmarshal(data []byte, ptr any) error {
+	if done, err := fastUnmarshal(data, ptr); done {
+		return err // plain struct types: same result, see msgpackfast.go
+	}
 	d := msgpackDecoders.Get().(*msgpackDecoder)
 	// The decoder reads straight from d.r (a bytes.Reader is an
 	// io.ByteScanner, so msgpack adds no buffer of its own): resetting the
