@@ -118,14 +118,13 @@ func (MsgpackCodec) Unmarshal(data []byte, ptr any) error {
 	// reader is all a pooled decoder needs.
 	d.r.Reset(data)
 	var err error
-	if needsLengthCheck(reflect.TypeOf(ptr)) {
-		// Walk the value once without building it: msgpack sizes []any,
-		// slices and maps by the length read from the input, so a few
-		// hostile bytes could make Decode allocate gigabytes. Skip fails
-		// on any length that the data cannot back.
-		err = d.dec.Skip()
-		d.r.Reset(data)
-	}
+	// Walk the value once without building it: msgpack sizes []any,
+	// slices, maps and []byte by the length read from the input, so a few
+	// hostile bytes could make Decode allocate gigabytes. Skip fails on any
+	// length that the data cannot back. (Plain structs, the common case,
+	// took the fast path above and check lengths as they go.)
+	err = d.dec.Skip()
+	d.r.Reset(data)
 	if err == nil {
 		err = d.dec.Decode(ptr)
 	}
@@ -140,49 +139,6 @@ func (MsgpackCodec) Unmarshal(data []byte, ptr any) error {
 		msgpackDecoders.Put(d)
 	}
 	return err
-}
-
-// lengthChecks memoizes needsLengthCheck, a pure function of the type; it
-// is a cache, not a registry: no node's state is in it.
-var lengthChecks sync.Map // reflect.Type -> bool
-
-// needsLengthCheck reports whether decoding into t can make msgpack
-// allocate by a length read from the input before the data backs it: t
-// reaches an interface, a map or a slice (other than []byte). Structs of
-// numbers, strings and Addresses need no check.
-func needsLengthCheck(t reflect.Type) bool {
-	if v, ok := lengthChecks.Load(t); ok {
-		return v.(bool)
-	}
-	need := false
-	seen := map[reflect.Type]bool{}
-	var walk func(t reflect.Type)
-	walk = func(t reflect.Type) {
-		if need || seen[t] {
-			return
-		}
-		seen[t] = true
-		switch t.Kind() {
-		case reflect.Interface, reflect.Map:
-			need = true
-		case reflect.Slice:
-			if t.Elem().Kind() != reflect.Uint8 {
-				need = true
-			}
-		case reflect.Pointer, reflect.Array:
-			walk(t.Elem())
-		case reflect.Struct:
-			if t == addressType {
-				return
-			}
-			for i := 0; i < t.NumField(); i++ {
-				walk(t.Field(i).Type)
-			}
-		}
-	}
-	walk(t)
-	lengthChecks.Store(t, need)
-	return need
 }
 
 // JSONCodec encodes messages as JSON with encoding/json; Addresses travel
