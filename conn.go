@@ -275,19 +275,26 @@ func (c *conn) appendFrame(t wire.Type, build func([]byte) []byte) error {
 	}
 	wasEmpty := len(c.out) == 0
 	out, start := wire.BeginFrame(c.out, t)
-	out = build(out)
-	out, err := wire.EndFrame(out, start, c.maxFrame)
-	if err != nil {
-		c.out = out[:start]
-		c.mu.Unlock()
+	if err := c.commitFrame(build(out), start); err != nil {
 		return err
 	}
-	c.out = out
-	c.mu.Unlock()
 	if wasEmpty {
 		c.kick()
 	}
 	return nil
+}
+
+// commitFrame ends the frame begun at start in out and makes out the
+// queue; a frame over the size limit is taken back out. The caller holds
+// c.mu; commitFrame releases it.
+func (c *conn) commitFrame(out []byte, start int) error {
+	out, err := wire.EndFrame(out, start, c.maxFrame)
+	if err != nil {
+		out = out[:start]
+	}
+	c.out = out
+	c.mu.Unlock()
+	return err
 }
 
 // frameHead is what goes before the body of a Message, Request or Reply.
@@ -359,14 +366,9 @@ func (c *conn) sendValue(h frameHead, v any) error {
 	case wire.TypeReply:
 		out = wire.AppendReply(out, wire.Reply{To: h.to, CallRef: h.ref, TypeID: id, Body: body})
 	}
-	out, err := wire.EndFrame(out, start, c.maxFrame)
-	if err != nil {
-		c.out = out[:start]
-		c.mu.Unlock()
+	if err := c.commitFrame(out, start); err != nil {
 		return err
 	}
-	c.out = out
-	c.mu.Unlock()
 	if wasEmpty {
 		c.flushNew()
 	}
