@@ -56,9 +56,12 @@ func (a Address) String() string {
 	return string(s)
 }
 
-// Send sends msg to the mailbox at a. It never blocks on a local mailbox;
-// to a remote one it waits only while that peer's outgoing buffer is over
-// its limit, and never past the loss of the connection.
+// Send sends msg to the mailbox at a. It never blocks on a local mailbox.
+// To a remote one it waits while that peer's outgoing buffer is over its
+// limit, or, when the connection was quiet, while it writes the message to
+// the socket itself (saving a hand-off to the connection's writer); never
+// past the loss of the connection, and so never longer than about the
+// heartbeat timeout when the peer stops reading.
 //
 // Sending to a local mailbox that is closed returns an error wrapping
 // ErrMailboxClosed. A message to a remote mailbox is encoded by the node's

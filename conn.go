@@ -2,6 +2,7 @@ package reign
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -83,7 +84,15 @@ func (c *conn) close(err error) {
 	}
 	c.mu.Unlock()
 	close(c.done)
-	_ = c.nc.Close()
+	// Close the TCP connection under TLS directly: tls.Conn.Close first
+	// sends a close_notify alert with a 5-second write deadline, which
+	// blocks the closer when the peer stopped reading. A clean shutdown
+	// has said Goodbye already.
+	if tc, ok := c.nc.(*tls.Conn); ok {
+		_ = tc.NetConn().Close()
+	} else {
+		_ = c.nc.Close()
+	}
 }
 
 // errConnClosed is the cause given when this side closes a connection.
