@@ -67,8 +67,9 @@
 // connection messages in flight may be lost, as in Erlang, but never
 // silently: every watcher of a mailbox on that node receives MailboxClosed
 // with reason NoConnection. A Send to a local mailbox never blocks; a Send
-// to a remote one waits only while that peer's outgoing buffer is over
-// Config.SendBufferLimit, and never past the loss of the connection.
+// to a remote one waits while that peer's outgoing buffer is over
+// Config.SendBufferLimit (or while it writes to a quiet connection itself),
+// and never past the loss of the connection.
 // Malformed input from a peer never panics a node: the connection is closed
 // and logged, or the single message is dropped and counted (Node.Stats).
 //
