@@ -127,6 +127,12 @@ func (r *registry) removeLocal(name string, id uint64) {
 
 // releaseMailbox drops every claim of the closed local mailbox a.
 func (r *registry) releaseMailbox(a Address) {
+	r.mu.RLock()
+	_, named := r.owned[a.id]
+	r.mu.RUnlock()
+	if !named {
+		return // most mailboxes (every Call's among them) hold no name
+	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	for _, name := range slices.Clone(r.owned[a.id]) {
