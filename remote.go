@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math/rand/v2"
 	"net"
 	"sync"
 	"sync/atomic"
@@ -366,7 +367,7 @@ func (p *peer) Serve(ctx context.Context) error {
 				break
 			}
 			p.log.Debug("cannot connect", "reason", err.Error())
-			sleepCtx(ctx, backoff+time.Duration(rand64()%uint64(backoff/2+1)))
+			sleepCtx(ctx, backoff+time.Duration(rand.Uint64N(uint64(backoff/2+1))))
 			backoff = min(2*backoff, maxBackoff)
 			continue
 		}
@@ -564,8 +565,6 @@ func (p *peer) logDrop(err error) {
 
 func ref(a Address) wire.Ref { return wire.Ref{Inc: a.inc, ID: a.id} }
 
-func rand64() uint64 { return uint64(time.Now().UnixNano()) * 0x9E3779B97F4A7C15 }
-
 // sendRemote sends msg to a mailbox of another node.
 func (n *Node) sendRemote(a Address, msg any) error {
 	if n.cl == nil {
@@ -638,14 +637,12 @@ func (n *Node) linkRemote(a, notify Address) {
 		p.outLinks[a] = set
 	}
 	set[notify] = struct{}{}
-	err := cn.appendFrame(wire.TypeLink, func(b []byte) []byte {
+	// If the connection is closing, appendFrame fails, and connDown (which
+	// has not run: p.cur is still cn) fires the link just recorded.
+	_ = cn.appendFrame(wire.TypeLink, func(b []byte) []byte {
 		return wire.AppendLink(b, wire.Link{Target: ref(a), Watcher: ref(notify)})
 	})
 	p.mu.Unlock()
-	if err != nil {
-		// the connection is closing: connDown fires the link
-		return
-	}
 }
 
 // unlinkRemote cancels linkRemote.
