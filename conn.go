@@ -448,6 +448,9 @@ func (c *conn) dispatch(t wire.Type, payload []byte) error {
 		if td.ID != uint32(len(c.rtypes)+1) {
 			return fmt.Errorf("%w: type number %d defined out of order", wire.ErrMalformed, td.ID)
 		}
+		if len(c.rtypes) >= maxTypeDefs {
+			return fmt.Errorf("%w: more than %d type definitions on one connection", wire.ErrMalformed, maxTypeDefs)
+		}
 		info := n.types.forName(td.Name)
 		c.rtypes = append(c.rtypes, info)
 		c.rnames = append(c.rnames, td.Name)
@@ -558,6 +561,10 @@ func (c *conn) deliver(to wire.Ref, typeID uint32, body []byte, wrap func(any) a
 	}
 	return nil
 }
+
+// maxTypeDefs bounds a connection's type dictionary, so a peer cannot grow
+// it without limit: no program registers this many message types.
+const maxTypeDefs = 1 << 16
 
 // checkPeerRef checks that a Ref naming one of the peer's own mailboxes
 // carries the incarnation of its Hello: anything else is a protocol error.
