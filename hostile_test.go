@@ -314,6 +314,7 @@ func TestHostile(t *testing.T) {
 		{"slowloris-good-node-meanwhile", testHostileSlowlorisMeanwhile},
 		{"oversized-frame", testHostileOversizedFrame},
 		{"unknown-frame-type", testHostileUnknownFrameType},
+		{"typedef-flood", testHostileTypeDefFlood},
 		{"unregistered-type", testHostileUnregisteredType},
 		{"registry-flood", testHostileRegistryFlood},
 	}
@@ -546,6 +547,25 @@ func testHostileUnknownFrameType(t *testing.T) {
 		t.Fatal(err)
 	}
 	f.expectEnded(t, 3*time.Second)
+	waitUntil(t, 5*time.Second, func() bool { return h.n4.Stats().PeersUp == 2 })
+}
+
+// A peer that defines type numbers without end: past maxTypeDefs the
+// connection is closed, so the dictionary cannot grow without bound.
+func testHostileTypeDefFlood(t *testing.T) {
+	h := newHostileCluster(t, nil)
+	f := dialFakePeer(t, h)
+	var batch []byte
+	for id := uint32(1); id <= maxTypeDefs+1; id++ {
+		batch = wire.AppendFrame(batch, wire.TypeTypeDef, wire.AppendTypeDef(nil, wire.TypeDef{ID: id, Name: "t"}))
+		if len(batch) > 64<<10 || id == maxTypeDefs+1 {
+			if err := f.write(batch); err != nil {
+				break // the node hung up, as it should, perhaps mid-batch
+			}
+			batch = batch[:0]
+		}
+	}
+	f.expectEnded(t, 5*time.Second)
 	waitUntil(t, 5*time.Second, func() bool { return h.n4.Stats().PeersUp == 2 })
 }
 
