@@ -20,6 +20,11 @@ import (
 // an Address from an earlier run of a node behaves as a closed mailbox and
 // never reaches a mailbox of a later run.
 //
+// Two Addresses are == when they name the same mailbox and are bound to
+// the same Node. Every Address a node hands out (NewMailbox, Lookup,
+// decoded messages, MailboxClosed) is bound to it; one made by
+// UnmarshalBinary or UnmarshalText is not, until Node.BindAddress.
+//
 // The zero Address is no mailbox; IsZero reports it.
 type Address struct {
 	n    *Node  // the node this value is bound to (sends go through it); nil if unbound
