@@ -13,7 +13,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"runtime"
 	"strconv"
 	"strings"
@@ -71,14 +70,7 @@ func checkGoroutines(t *testing.T) {
 func newProxiedCluster(t *testing.T, mod func(*Config)) (*testCluster, *faultnet.Proxy) {
 	t.Helper()
 	spec := testSpec(t)
-	lns := map[NodeID]net.Listener{}
-	for id := NodeID(1); id <= 3; id++ {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		lns[id] = ln
-	}
+	lns := listenLoopback(t, 3)
 	p, err := faultnet.NewProxy(lns[2].Addr().String())
 	if err != nil {
 		t.Fatal(err)

@@ -46,14 +46,9 @@ type hostileCluster struct {
 func newHostileCluster(t *testing.T, mod func(*Config)) *hostileCluster {
 	t.Helper()
 	spec := testSpec(t)
-	lns := map[NodeID]net.Listener{}
+	lns := listenLoopback(t, 4)
 	for id := NodeID(1); id <= 4; id++ {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		lns[id] = ln
-		spec.Nodes = append(spec.Nodes, NodeSpec{ID: id, Address: ln.Addr().String()})
+		spec.Nodes = append(spec.Nodes, NodeSpec{ID: id, Address: lns[id].Addr().String()})
 	}
 	_ = lns[absent].Close()
 	delete(lns, absent)

@@ -44,6 +44,21 @@ func testSpec(t testing.TB) *ClusterSpec {
 	}
 }
 
+// listenLoopback returns a listener on 127.0.0.1:0 for each of nodes
+// 1..size: their ports are the nodes' addresses, with no race for them.
+func listenLoopback(t testing.TB, size int) map[NodeID]net.Listener {
+	t.Helper()
+	lns := map[NodeID]net.Listener{}
+	for id := NodeID(1); int(id) <= size; id++ {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		lns[id] = ln
+	}
+	return lns
+}
+
 // testCluster is a cluster of real nodes in this process, talking mutual
 // TLS over 127.0.0.1.
 type testCluster struct {
@@ -61,14 +76,9 @@ type testCluster struct {
 func newTestCluster(t testing.TB, size int, mod func(*Config)) *testCluster {
 	t.Helper()
 	spec := testSpec(t)
-	lns := map[NodeID]net.Listener{}
+	lns := listenLoopback(t, size)
 	for id := NodeID(1); int(id) <= size; id++ {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		lns[id] = ln
-		spec.Nodes = append(spec.Nodes, NodeSpec{ID: id, Address: ln.Addr().String()})
+		spec.Nodes = append(spec.Nodes, NodeSpec{ID: id, Address: lns[id].Addr().String()})
 	}
 	tc := &testCluster{t: t, spec: spec, mod: mod, nodes: map[NodeID]*Node{}, stop: map[NodeID]func(){}}
 	t.Cleanup(tc.stopAll)
