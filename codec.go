@@ -369,9 +369,6 @@ type binderBuilder struct {
 	made map[reflect.Type]*binder
 }
 
-// hasAddress reports whether t can hold an Address.
-func (b *binderBuilder) hasAddress(t reflect.Type) bool { return b.has[t] }
-
 // children lists the types a value of type t holds directly (exported
 // struct fields, elements, map keys); interfaces hold nothing we bind.
 func children(t reflect.Type) []reflect.Type {
@@ -428,7 +425,7 @@ func (b *binderBuilder) analyze(t reflect.Type) {
 }
 
 func (b *binderBuilder) build(t reflect.Type) binder {
-	if !b.hasAddress(t) {
+	if !b.has[t] {
 		return nil
 	}
 	if p, ok := b.made[t]; ok {

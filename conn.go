@@ -46,10 +46,9 @@ type conn struct {
 	done chan struct{} // closed when the connection is finished
 
 	// Reader-side state, touched only by the reader goroutine.
-	rtypes   []*typeInfo // the peer's type numbers, index = number-1; nil = unknown here
-	rnames   []string
-	goodbye  atomic.Bool // the peer said Goodbye: its links fire with NodeShutdown
-	lastRead atomic.Int64
+	rtypes  []*typeInfo // the peer's type numbers, index = number-1; nil = unknown here
+	rnames  []string
+	goodbye atomic.Bool // the peer said Goodbye: its links fire with NodeShutdown
 }
 
 func newConn(p *peer, nc net.Conn, h wire.Hello) *conn {
@@ -143,13 +142,14 @@ func (c *conn) kick() {
 	}
 }
 
-// writeLoop writes batches of queued frames, and a heartbeat whenever the
-// connection has been idle for the heartbeat interval. A write that cannot
-// finish within the heartbeat timeout (a peer that stopped reading) ends
-// the connection.
+// writeLoop writes batches of queued frames, and a heartbeat whenever
+// nothing has been written (by it or by a sender writing inline) for half
+// the heartbeat interval, checked every half interval: the peer never goes
+// a full interval without a byte. A write that cannot finish within the
+// heartbeat timeout (a peer that stopped reading) ends the connection.
 func (c *conn) writeLoop(stopping <-chan struct{}) error {
 	cfg := &c.p.c.n.cfg
-	hb := time.NewTimer(cfg.HeartbeatInterval)
+	hb := time.NewTicker(cfg.HeartbeatInterval / 2)
 	defer hb.Stop()
 	var heartbeat [wire.HeaderSize]byte
 	heartbeatFrame := wire.AppendFrame(heartbeat[:0], wire.TypeHeartbeat, nil)
@@ -189,13 +189,6 @@ func (c *conn) writeLoop(stopping <-chan struct{}) error {
 			}
 		}
 		c.wmu.Unlock()
-		if !hb.Stop() {
-			select {
-			case <-hb.C:
-			default:
-			}
-		}
-		hb.Reset(cfg.HeartbeatInterval)
 	}
 }
 

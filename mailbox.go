@@ -82,14 +82,21 @@ func (m *Mailbox) push(v any) error {
 	if m.count > m.peak {
 		m.peak = m.count
 	}
+	w := m.detachWaiters()
+	m.mu.Unlock()
+	wakeAll(w)
+	return nil
+}
+
+// detachWaiters takes the whole waiters list off the mailbox, for wakeAll.
+// The caller holds m.mu.
+func (m *Mailbox) detachWaiters() *waiter {
 	w := m.waiters
 	m.waiters = nil
 	for x := w; x != nil; x = x.next {
 		x.linked = false
 	}
-	m.mu.Unlock()
-	wakeAll(w)
-	return nil
+	return w
 }
 
 // wakeAll wakes a detached list of waiters. The list must have been
@@ -296,13 +303,8 @@ func (m *Mailbox) Receive(ctx context.Context) (any, error) {
 //
 // Contexts and closing behave as for Receive.
 func (m *Mailbox) ReceiveMatch(ctx context.Context, match func(any) bool) (any, error) {
-	if match == nil {
-		match = matchAny
-	}
-	return m.receive(ctx, match)
+	return m.receive(ctx, match) // a nil match takes the oldest message
 }
-
-func matchAny(any) bool { return true }
 
 // ReceiveAsync returns the oldest message, if there is one, without waiting.
 func (m *Mailbox) ReceiveAsync() (any, bool) {
@@ -313,10 +315,7 @@ func (m *Mailbox) ReceiveAsync() (any, bool) {
 // ReceiveMatchAsync returns the first message for which match returns true,
 // if there is one, without waiting. match is called as by ReceiveMatch.
 func (m *Mailbox) ReceiveMatchAsync(match func(any) bool) (any, bool) {
-	if match == nil {
-		match = matchAny
-	}
-	v, ok, _ := m.tryTake(match, nil, nil)
+	v, ok, _ := m.tryTake(match, nil, nil) // a nil match takes the oldest
 	return v, ok
 }
 
@@ -414,11 +413,7 @@ func (m *Mailbox) Close() {
 	}
 	clear(m.buf)
 	m.buf, m.head, m.count = nil, -1, 0
-	w := m.waiters
-	m.waiters = nil
-	for x := w; x != nil; x = x.next {
-		x.linked = false
-	}
+	w := m.detachWaiters()
 	links := m.links
 	m.links = nil
 	m.mu.Unlock()

@@ -487,8 +487,8 @@ func (p *peer) runConn(ctx context.Context, cn *conn) {
 	p.c.stats.connects.Add(1)
 	p.log.Info("peer connected", "addr", cn.nc.RemoteAddr().String())
 
-	// Registry: forget the peer's old claims; send ours, then RegSyncDone.
-	n.reg.dropNode(p.id)
+	// Registry: send our claims, then RegSyncDone. (The peer's claims from
+	// an earlier connection were dropped when it ended, in connDown.)
 	n.reg.localClaims(func(name string, a Address) {
 		_ = cn.appendFrame(wire.TypeRegClaim, func(b []byte) []byte {
 			return wire.AppendClaim(b, wire.Claim{Name: name, Mailbox: ref(a)})
@@ -611,7 +611,6 @@ func (n *Node) linkRemote(a, notify Address) {
 	if notify.node != n.id || notify.inc != n.inc {
 		return // only mailboxes of this node can watch through it
 	}
-	notify.n = n
 	p := n.cl.peers[a.node]
 	p.mu.Lock()
 	cn := p.cur
@@ -650,7 +649,6 @@ func (n *Node) unlinkRemote(a, notify Address) {
 	if n.cl == nil || n.cl.peers[a.node] == nil {
 		return
 	}
-	notify.n = n
 	p := n.cl.peers[a.node]
 	p.mu.Lock()
 	defer p.mu.Unlock()
