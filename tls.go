@@ -224,7 +224,7 @@ func checkPeer(cs tls.ConnectionState) (NodeID, error) {
 
 // peerNodeID returns the node ID that the verified peer certificate of a
 // connection names. It fails, wrapping ErrBadCertificate, if there is no
-// verified certificate or it does not name exactly one node other than 0.
+// verified certificate or it does not name exactly one node.
 func peerNodeID(cs tls.ConnectionState) (NodeID, error) {
 	if len(cs.VerifiedChains) == 0 || len(cs.VerifiedChains[0]) == 0 {
 		return 0, fmt.Errorf("%w: the peer has no verified certificate", ErrBadCertificate)
@@ -235,8 +235,6 @@ func peerNodeID(cs tls.ConnectionState) (NodeID, error) {
 		return 0, fmt.Errorf("%w: the peer's certificate names no node (no DNS name like %s)", ErrBadCertificate, certs.NodeName(1))
 	case len(ids) > 1:
 		return 0, fmt.Errorf("%w: the peer's certificate names several nodes %v", ErrBadCertificate, ids)
-	case ids[0] == 0:
-		return 0, fmt.Errorf("%w: the peer's certificate names node 0, which is never a cluster member", ErrBadCertificate)
 	}
 	return NodeID(ids[0]), nil
 }
