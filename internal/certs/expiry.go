@@ -36,6 +36,7 @@ func (e Expiry) String() string {
 }
 
 func span(d time.Duration) string {
+	d = d.Round(time.Minute) // certificates keep whole seconds
 	switch {
 	case d >= 48*time.Hour:
 		return fmt.Sprintf("%d days", int(d/(24*time.Hour)))

@@ -161,10 +161,10 @@ func WriteNodes(dir string, ids []uint16, opts SetOptions) (*SetResult, error) {
 		// Key first: a crash in between leaves a key without a
 		// certificate, which the next run refuses instead of minting a
 		// second CA next to a dangling certificate.
-		if err := writeFile(caKey, res.CA.KeyPEM(), 0o600); err != nil {
+		if err := WriteFile(caKey, res.CA.KeyPEM(), 0o600); err != nil {
 			return nil, err
 		}
-		if err := writeFile(caCrt, res.CA.CertPEM(), 0o644); err != nil {
+		if err := WriteFile(caCrt, res.CA.CertPEM(), 0o644); err != nil {
 			return nil, err
 		}
 		res.CACreated = true
@@ -199,10 +199,10 @@ func WriteNodes(dir string, ids []uint16, opts SetOptions) (*SetResult, error) {
 		if err != nil {
 			return nil, err
 		}
-		if err := writeFile(key, keyPEM, 0o600); err != nil {
+		if err := WriteFile(key, keyPEM, 0o600); err != nil {
 			return nil, err
 		}
-		if err := writeFile(crt, certPEM, 0o644); err != nil {
+		if err := WriteFile(crt, certPEM, 0o644); err != nil {
 			return nil, err
 		}
 		res.Created = append(res.Created, id)
@@ -277,9 +277,10 @@ func halfPair(crt, key string, haveCrt bool, what string) error {
 		ErrIncompleteSet, have, missing, what, filepath.Base(missing), filepath.Base(have), what)
 }
 
-// writeFile writes data to path with mode perm through a temporary file in
-// the same folder and a rename.
-func writeFile(path string, data []byte, perm os.FileMode) error {
+// WriteFile writes data to path with mode perm through a temporary file in
+// the same folder and a rename, so that no half-written file is ever left
+// under path. reign_init writes the cluster spec with it.
+func WriteFile(path string, data []byte, perm os.FileMode) error {
 	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp*")
 	if err != nil {
 		return err
