@@ -53,7 +53,8 @@ type nodeTLS struct {
 	id    NodeID
 	cert  tls.Certificate // Leaf is set
 	roots *x509.CertPool
-	now   func() time.Time // the clock certificates are checked against; tests move it
+	cas   []*x509.Certificate // the CA certificates in roots, for certexpiry.go
+	now   func() time.Time    // the clock certificates are checked against; tests move it
 }
 
 // pemSource is where one PEM item of a spec came from, for error messages.
@@ -147,7 +148,7 @@ func newNodeTLS(id NodeID, cert, key, ca pemSource, now func() time.Time) (*node
 	if err := certs.VerifyNode(pair.Leaf, inter, roots, uint16(id), now()); err != nil {
 		return nil, bad(cert, "is not a usable certificate for this node", fmt.Errorf("%w: %w", ErrBadCertificate, err))
 	}
-	return &nodeTLS{id: id, cert: pair, roots: roots, now: now}, nil
+	return &nodeTLS{id: id, cert: pair, roots: roots, cas: cas, now: now}, nil
 }
 
 func (t *nodeTLS) baseConfig() *tls.Config {
