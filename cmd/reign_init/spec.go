@@ -130,9 +130,11 @@ func keepUnknown(old, encoded []byte) ([]byte, error) {
 	return json.MarshalIndent(now, "", "    ")
 }
 
+// isEmptyJSON reports whether v is what reign.ClusterSpec leaves out
+// when it writes an empty known field.
 func isEmptyJSON(v json.RawMessage) bool {
 	switch string(bytes.TrimSpace(v)) {
-	case `""`, "null", "[]", "{}", "false", "0":
+	case `""`, "null", "[]":
 		return true
 	}
 	return false
