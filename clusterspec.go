@@ -30,10 +30,18 @@ import (
 //	    "cluster_cert_path": "reign_ca.crt"
 //	}
 //
-// The format is thejerf/reign's, and its spec files load unchanged: the
-// older form of "nodes", an object keyed by the decimal node ID
-// ({"1": {"address": ...}}), is read too, and fields this package does not
-// use ("permitted_protocols") or does not know are accepted and ignored.
+// The format is thejerf/reign's, and its spec files load unchanged: node
+// IDs start at 0 as there, the older form of "nodes", an object keyed by
+// the decimal node ID ({"1": {"address": ...}}), is read too, and fields
+// this package does not use ("permitted_protocols") or does not know are
+// accepted and ignored. Where thejerf/reign quietly picked one reading of
+// an ambiguous spec (a path and a PEM both set, a node listed twice, a
+// port given by service name), Validate refuses it and says what to
+// change; README's "Differences from thejerf/reign" lists each case.
+//
+// MarshalJSON writes the same format, with "nodes" in the form it was
+// read in (a list for a spec built in Go), so a tool can read a spec, add
+// nodes and write it back: reign_init does.
 //
 // In the *_path fields, every "%d" is replaced by the node's ID, so one
 // spec serves every node. A relative path is resolved against the folder of
@@ -47,7 +55,7 @@ import (
 // A ClusterSpec is not modified by this package after loading, and may
 // then be read concurrently.
 type ClusterSpec struct {
-	// Nodes lists the cluster's nodes. IDs are unique and not 0.
+	// Nodes lists the cluster's nodes. IDs are unique; 0 is a valid ID.
 	Nodes []NodeSpec `json:"nodes"`
 
 	// NodeKeyPath is the file of the node's private key (PEM); "%d" is
@@ -79,11 +87,16 @@ type ClusterSpec struct {
 	// dir is the folder relative paths resolve against; "" means the
 	// current directory at the time of use.
 	dir string
+
+	// keyed: "nodes" was read as an object keyed by node ID (the older
+	// form), and MarshalJSON writes it back that way.
+	keyed bool
 }
 
 // NodeSpec describes one node of a cluster.
 type NodeSpec struct {
-	// ID is the node's ID, 1-65535.
+	// ID is the node's ID, 0-65535. In the list form of "nodes" it must be
+	// given, even when it is 0.
 	ID NodeID `json:"id"`
 
 	// Address is the host:port the other nodes dial to reach this node.
@@ -98,14 +111,6 @@ type NodeSpec struct {
 	// LocalAddress is the local address to dial the other nodes from, as
 	// host:port (port 0: any). Empty lets the system choose.
 	LocalAddress string `json:"local_address,omitempty"`
-}
-
-// listenAddress is where the node listens.
-func (n NodeSpec) listenAddress() string {
-	if n.ListenAddress != "" {
-		return n.ListenAddress
-	}
-	return n.Address
 }
 
 // LoadClusterSpec reads and validates the cluster spec in the JSON file at
@@ -168,7 +173,7 @@ func (s *ClusterSpec) UnmarshalJSON(data []byte) error {
 		return err
 	}
 	raw := bytes.TrimSpace(aux.Nodes)
-	s.Nodes = nil
+	s.Nodes, s.keyed = nil, false
 	switch {
 	case len(raw) == 0 || bytes.Equal(raw, []byte("null")):
 	case raw[0] == '{':
@@ -179,7 +184,7 @@ func (s *ClusterSpec) UnmarshalJSON(data []byte) error {
 		for key, n := range m {
 			id, err := strconv.ParseUint(key, 10, 16)
 			if err != nil {
-				return &ConfigError{Field: fmt.Sprintf("nodes[%q]", key), Msg: "the key of a node is its ID, a number 1-65535", Err: err}
+				return &ConfigError{Field: fmt.Sprintf("nodes[%q]", key), Msg: "the key of a node is its ID, a number 0-65535", Err: err}
 			}
 			if n.ID != 0 && n.ID != NodeID(id) {
 				return &ConfigError{Field: fmt.Sprintf("nodes[%q].id", key), Msg: fmt.Sprintf("node %s: the entry says id %d", key, n.ID)}
@@ -188,12 +193,53 @@ func (s *ClusterSpec) UnmarshalJSON(data []byte) error {
 			s.Nodes = append(s.Nodes, n)
 		}
 		slices.SortFunc(s.Nodes, func(a, b NodeSpec) int { return int(a.ID) - int(b.ID) })
+		s.keyed = true
 	default:
+		// Each entry must say its "id": 0 is a valid ID, so a missing one
+		// cannot be told from node 0 once decoded.
+		var entries []struct {
+			ID *NodeID `json:"id"`
+		}
+		if err := json.Unmarshal(raw, &entries); err != nil {
+			return err
+		}
+		for i, e := range entries {
+			if e.ID == nil {
+				return &ConfigError{Field: fmt.Sprintf("nodes[%d].id", i), Msg: `missing ID: every node in the list says its "id" (thejerf/reign would have taken it as node 0; write "id": 0 if that is meant)`}
+			}
+		}
 		if err := json.Unmarshal(raw, &s.Nodes); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// keyedNode is a node in the keyed form of "nodes": its ID is the key.
+type keyedNode struct {
+	Address       string `json:"address"`
+	ListenAddress string `json:"listen_address,omitempty"`
+	LocalAddress  string `json:"local_address,omitempty"`
+}
+
+// MarshalJSON writes the spec in the format UnmarshalJSON reads, with
+// "nodes" in the form it was read in: an object keyed by node ID if the
+// spec was read that way, a list otherwise. Empty fields are left out.
+// The folder relative paths resolve against is not written: the file's
+// own folder is used when it is loaded again.
+func (s ClusterSpec) MarshalJSON() ([]byte, error) {
+	type plain ClusterSpec // without this method
+	if !s.keyed {
+		return json.Marshal(plain(s))
+	}
+	m := make(map[string]keyedNode, len(s.Nodes))
+	for _, n := range s.Nodes {
+		m[strconv.FormatUint(uint64(n.ID), 10)] = keyedNode{n.Address, n.ListenAddress, n.LocalAddress}
+	}
+	return json.Marshal(struct {
+		Nodes map[string]keyedNode `json:"nodes"`
+		plain
+	}{m, plain(s)})
 }
 
 // Validate checks the spec without touching the network or the files it
@@ -211,11 +257,8 @@ func (s *ClusterSpec) Validate() error {
 	seen := make(map[NodeID]int, len(s.Nodes))
 	for i, n := range s.Nodes {
 		field := fmt.Sprintf("nodes[%d]", i)
-		if n.ID == 0 {
-			return &ConfigError{Field: field + ".id", Msg: "node 0: missing ID, or ID 0, which is reserved for local-only nodes; use 1-65535"}
-		}
 		if j, dup := seen[n.ID]; dup {
-			return &ConfigError{Field: field + ".id", Msg: fmt.Sprintf("node %d: duplicate ID (also nodes[%d])", n.ID, j)}
+			return &ConfigError{Field: field + ".id", Msg: fmt.Sprintf("node %d: listed twice, as nodes[%d] and nodes[%d]; remove one (thejerf/reign used the last silently)", n.ID, j, i)}
 		}
 		seen[n.ID] = i
 		if n.Address == "" {
@@ -251,7 +294,7 @@ func (s *ClusterSpec) Validate() error {
 		case src.path == "" && src.pem == "":
 			return &ConfigError{Field: src.what + "_path", Msg: fmt.Sprintf("missing: set %s_path (a file; %%d stands for the node ID) or %s_pem to %s", src.what, src.what, src.hint)}
 		case src.path != "" && src.pem != "":
-			return &ConfigError{Field: src.what + "_pem", Msg: fmt.Sprintf("both %s_path and %s_pem are set; set only one", src.what, src.what)}
+			return &ConfigError{Field: src.what + "_pem", Msg: fmt.Sprintf("both %s_path and %s_pem are set; remove one (thejerf/reign used the path and ignored the PEM)", src.what, src.what)}
 		}
 	}
 	return nil
@@ -266,6 +309,11 @@ func checkHostPort(s string, zeroPort bool) error {
 	}
 	p, err := strconv.ParseUint(port, 10, 16)
 	if err != nil {
+		if port != "" && strings.Trim(port, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-") == "" {
+			// thejerf/reign looked service names up in the machine's
+			// services table, which may differ from machine to machine.
+			return fmt.Errorf("port %q is a service name: write its number instead (the one /etc/services gives it, e.g. 80 for http)", port)
+		}
 		return fmt.Errorf("port %q is not a number 0-65535", port)
 	}
 	if p == 0 && !zeroPort {
@@ -310,18 +358,6 @@ func (s *ClusterSpec) Node(id NodeID) (NodeSpec, bool) {
 		}
 	}
 	return NodeSpec{}, false
-}
-
-// peers returns every node but self, by ascending ID.
-func (s *ClusterSpec) peers(self NodeID) []NodeSpec {
-	out := make([]NodeSpec, 0, len(s.Nodes))
-	for _, n := range s.Nodes {
-		if n.ID != self {
-			out = append(out, n)
-		}
-	}
-	slices.SortFunc(out, func(a, b NodeSpec) int { return int(a.ID) - int(b.ID) })
-	return out
 }
 
 // resolvePath returns the file a *_path field names for node id: "%d"

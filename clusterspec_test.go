@@ -34,7 +34,7 @@ func TestClusterSpecReignSample(t *testing.T) {
 	if got, want := s.resolvePath(s.ClusterCertPath, 2), filepath.Join(dir, "reign_ca.crt"); got != want {
 		t.Errorf("CA path %q, want %q", got, want)
 	}
-	if n, ok := s.Node(2); !ok || n.listenAddress() != "127.0.0.1:20001" {
+	if n, ok := s.Node(2); !ok || n.Address != "127.0.0.1:20001" {
 		t.Errorf("Node(2) = %+v, %v", n, ok)
 	}
 	if _, ok := s.Node(3); ok {
@@ -59,8 +59,18 @@ func TestClusterSpecReignLegacyMap(t *testing.T) {
 	if got := s.resolvePath(s.NodeCertPath, 1); got != "/etc/reign/node.1.crt" {
 		t.Errorf("absolute path changed: %q", got)
 	}
-	if p := s.peers(1); len(p) != 1 || p[0].ID != 2 || p[0].listenAddress() != ":4000" {
-		t.Errorf("peers %+v", p)
+	// Written back, "nodes" keeps its keyed form and the spec reads the same.
+	data, err := json.Marshal(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var raw struct{ Nodes map[string]json.RawMessage }
+	if err := json.Unmarshal(data, &raw); err != nil || len(raw.Nodes) != 2 || strings.Contains(string(raw.Nodes["1"]), `"id"`) {
+		t.Errorf("keyed form not kept: %s (%v)", data, err)
+	}
+	again, err := ParseClusterSpec(strings.NewReader(string(data)))
+	if err != nil || !reflect.DeepEqual(again.Nodes, s.Nodes) || again.NodeCertPath != s.NodeCertPath || len(again.PermittedProtocols) != 1 {
+		t.Errorf("round trip of %s: %+v, %v", data, again, err)
 	}
 }
 
@@ -69,9 +79,6 @@ func TestClusterSpecFull(t *testing.T) {
 	s := loadSpecFile(t, "full.json")
 	if len(s.Nodes) != 3 || s.Nodes[0].LocalAddress != "10.1.0.3:0" || s.Nodes[2].ID != 65535 {
 		t.Errorf("nodes %+v", s.Nodes)
-	}
-	if p := s.peers(3); len(p) != 2 || p[0].ID != 1 || p[1].ID != 65535 {
-		t.Errorf("peers %+v", p)
 	}
 	// What we write, we read back the same.
 	data, err := json.Marshal(s)
@@ -85,8 +92,24 @@ func TestClusterSpecFull(t *testing.T) {
 	if !reflect.DeepEqual(again.Nodes, s.Nodes) || again.NodeCertPath != s.NodeCertPath {
 		t.Errorf("round trip: %s", data)
 	}
+	if !strings.HasPrefix(string(data), `{"nodes":[{"id":3,`) || strings.Contains(string(data), "pem") {
+		t.Errorf("list form, in order, empty fields left out: %s", data)
+	}
 	for _, name := range []string{"pem_inline.json", "single_node_no_certs.json"} {
 		loadSpecFile(t, name)
+	}
+}
+
+// thejerf/reign numbers nodes from 0: node 0 is an ordinary member.
+func TestClusterSpecNodeZero(t *testing.T) {
+	t.Parallel()
+	s := loadSpecFile(t, "node0.json")
+	if n, ok := s.Node(0); !ok || n.Address != "b:1" || len(s.Nodes) != 2 {
+		t.Errorf("Node(0) = %+v, %v; nodes %+v", n, ok, s.Nodes)
+	}
+	built := &ClusterSpec{Nodes: []NodeSpec{{ID: 0, Address: "127.0.0.1:1"}, {ID: 1, Address: "127.0.0.1:2"}}, NodeKeyPath: "k", NodeCertPath: "c", ClusterCertPath: "ca"}
+	if err := built.Validate(); err != nil {
+		t.Error(err)
 	}
 }
 
@@ -116,32 +139,33 @@ func TestClusterSpecBad(t *testing.T) {
 	t.Parallel()
 	cases := []struct {
 		file, field, msg string
+		cause            string // in the error's text, if set
 	}{
-		{"no_nodes", "nodes", "no nodes"},
-		{"nodes_missing", "nodes", "no nodes"},
-		{"zero_id", "nodes[1].id", "node 0: missing ID, or ID 0"},
-		{"missing_id", "nodes[0].id", "node 0: missing ID"},
-		{"dup_id", "nodes[2].id", "node 1: duplicate ID (also nodes[0])"},
-		{"missing_address", "nodes[2].address", "node 3: missing address"},
-		{"no_port", "nodes[0].address", `node 1: bad address "127.0.0.1"`},
-		{"bad_port", "nodes[0].address", "node 1: bad address"},
-		{"named_port", "nodes[0].address", "node 1: bad address"},
-		{"port_zero", "nodes[0].address", "node 1: bad address"},
-		{"bad_host", "nodes[1].address", "node 2: bad address"},
-		{"bad_listen", "nodes[0].listen_address", "node 1: bad listen_address"},
-		{"bad_local", "nodes[1].local_address", "node 2: bad local_address"},
-		{"both_key", "node_key_pem", "both node_key_path and node_key_pem"},
-		{"both_cluster_cert", "cluster_cert_pem", "both cluster_cert_path and cluster_cert_pem"},
-		{"missing_key", "node_key_path", "missing: set node_key_path"},
-		{"missing_cert", "node_cert_path", "missing: set node_cert_path"},
-		{"missing_cluster_cert", "cluster_cert_path", "missing: set cluster_cert_path"},
-		{"single_node_half_certs", "node_cert_path", "missing"},
-		{"map_bad_key", `nodes["one"]`, "the key of a node is its ID"},
-		{"map_id_mismatch", `nodes["1"].id`, "the entry says id 2"},
-		{"id_too_big", "ClusterSpec", "not valid JSON"},
-		{"id_string", "ClusterSpec", "not valid JSON"},
-		{"not_json", "ClusterSpec", "not valid JSON"},
-		{"trailing_garbage", "ClusterSpec", "not valid JSON"},
+		{"no_nodes", "nodes", "no nodes", ""},
+		{"nodes_missing", "nodes", "no nodes", ""},
+		{"missing_id", "nodes[0].id", `missing ID: every node in the list says its "id"`, ""},
+		{"dup_id", "nodes[2].id", "node 1: listed twice, as nodes[0] and nodes[2]; remove one", ""},
+		{"dup_zero", "nodes[2].id", "node 0: listed twice", ""},
+		{"missing_address", "nodes[2].address", "node 3: missing address", ""},
+		{"no_port", "nodes[0].address", `node 1: bad address "127.0.0.1"`, ""},
+		{"bad_port", "nodes[0].address", "node 1: bad address", ""},
+		{"named_port", "nodes[0].address", "node 1: bad address", `port "http" is a service name: write its number instead`},
+		{"port_zero", "nodes[0].address", "node 1: bad address", ""},
+		{"bad_host", "nodes[1].address", "node 2: bad address", ""},
+		{"bad_listen", "nodes[0].listen_address", "node 1: bad listen_address", ""},
+		{"bad_local", "nodes[1].local_address", "node 2: bad local_address", ""},
+		{"both_key", "node_key_pem", "both node_key_path and node_key_pem are set; remove one", ""},
+		{"both_cluster_cert", "cluster_cert_pem", "both cluster_cert_path and cluster_cert_pem are set; remove one", ""},
+		{"missing_key", "node_key_path", "missing: set node_key_path", ""},
+		{"missing_cert", "node_cert_path", "missing: set node_cert_path", ""},
+		{"missing_cluster_cert", "cluster_cert_path", "missing: set cluster_cert_path", ""},
+		{"single_node_half_certs", "node_cert_path", "missing", ""},
+		{"map_bad_key", `nodes["one"]`, "the key of a node is its ID", ""},
+		{"map_id_mismatch", `nodes["1"].id`, "the entry says id 2", ""},
+		{"id_too_big", "ClusterSpec", "not valid JSON", ""},
+		{"id_string", "ClusterSpec", "not valid JSON", ""},
+		{"not_json", "ClusterSpec", "not valid JSON", ""},
+		{"trailing_garbage", "ClusterSpec", "not valid JSON", ""},
 	}
 	for _, c := range cases {
 		t.Run(c.file, func(t *testing.T) {
@@ -156,6 +180,9 @@ func TestClusterSpecBad(t *testing.T) {
 			}
 			if ce.Field != c.field || !strings.Contains(ce.Msg, c.msg) {
 				t.Errorf("got Field %q Msg %q, want Field %q Msg containing %q", ce.Field, ce.Msg, c.field, c.msg)
+			}
+			if !strings.Contains(err.Error(), c.cause) {
+				t.Errorf("error %q does not say %q", err, c.cause)
 			}
 			if !strings.HasPrefix(err.Error(), "reign: ") {
 				t.Errorf("error text %q", err)

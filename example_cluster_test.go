@@ -4,12 +4,10 @@ import (
 	"context"
 	"fmt"
 	"net"
-	"os"
 	"path/filepath"
 	"time"
 
 	"github.com/reign-go/reign"
-	"github.com/reign-go/reign/internal/certs"
 )
 
 // Greeting is a message that crosses between nodes: every node that sends
@@ -21,33 +19,34 @@ type Greeting struct {
 
 // Two nodes of a cluster in one process, talking mutual TLS over
 // 127.0.0.1: node 1 registers a name, node 2 looks it up, sends a
-// Greeting, and gets a reply at the Address inside it. (reign_init mints
-// the certificates and spec for a real cluster; here they are made in a
-// temporary folder.)
+// Greeting, and gets a reply at the Address inside it. The cluster spec
+// and certificates are what reign_init wrote into testdata/example (see
+// its README); a real program loads its own reign_cluster.json the same
+// way, and runs one node per process.
 func ExampleNode_Serve() {
-	dir, _ := os.MkdirTemp("", "reign-example-")
-	defer os.RemoveAll(dir)
-	if _, err := certs.WriteSet(dir, 2, certs.SetOptions{}); err != nil {
+	spec, err := reign.LoadClusterSpec(filepath.Join("testdata", "example", "reign_cluster.json"))
+	if err != nil {
 		fmt.Println(err)
 		return
 	}
-	ln1, _ := net.Listen("tcp", "127.0.0.1:0")
-	ln2, _ := net.Listen("tcp", "127.0.0.1:0")
-	spec := &reign.ClusterSpec{
-		Nodes: []reign.NodeSpec{
-			{ID: 1, Address: ln1.Addr().String()},
-			{ID: 2, Address: ln2.Addr().String()},
-		},
-		ClusterCertPath: filepath.Join(dir, "reign_ca.crt"),
-		NodeCertPath:    filepath.Join(dir, "reign_node.%d.crt"),
-		NodeKeyPath:     filepath.Join(dir, "reign_node.%d.key"),
+	// A node listens on its address in the spec. Here, so that the example
+	// runs anywhere, each listens on a free port and the spec says so.
+	listeners := map[reign.NodeID]net.Listener{}
+	for i, n := range spec.Nodes {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			fmt.Println(err)
+			return
+		}
+		listeners[n.ID] = ln
+		spec.Nodes[i].Address = ln.Addr().String()
 	}
 
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{}, 2)
 	defer func() { cancel(); <-done; <-done }()
-	start := func(id reign.NodeID, ln net.Listener) *reign.Node {
-		node, err := reign.NewNode(reign.Config{NodeID: id, Cluster: spec, Listener: ln})
+	start := func(id reign.NodeID) *reign.Node {
+		node, err := reign.NewNode(reign.Config{NodeID: id, Cluster: spec, Listener: listeners[id]})
 		if err != nil {
 			panic(err)
 		}
@@ -55,7 +54,7 @@ func ExampleNode_Serve() {
 		go func() { _ = node.Serve(ctx); done <- struct{}{} }()
 		return node
 	}
-	node1, node2 := start(1, ln1), start(2, ln2)
+	node1, node2 := start(1), start(2)
 
 	// node 1: a greeter, known by name
 	greeter, inbox := node1.NewMailbox()
@@ -80,7 +79,10 @@ func ExampleNode_Serve() {
 		}
 	}
 	me, myInbox := node2.NewMailbox()
-	_ = addr.Send(Greeting{Text: "hi", From: me})
+	if err := addr.Send(Greeting{Text: "hi", From: me}); err != nil {
+		fmt.Println(err)
+		return
+	}
 
 	wait, stop := context.WithTimeout(ctx, 10*time.Second)
 	defer stop()

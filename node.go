@@ -11,7 +11,7 @@ import (
 )
 
 // NodeID identifies a node in a cluster. IDs are chosen by the cluster spec;
-// 0 is the ID of a local-only node and is never a member of a cluster.
+// any value is valid, 0 included (thejerf/reign numbers nodes from 0).
 type NodeID uint16
 
 // Config configures a Node. Its zero value is a working local-only node with

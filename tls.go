@@ -53,7 +53,8 @@ type nodeTLS struct {
 	id    NodeID
 	cert  tls.Certificate // Leaf is set
 	roots *x509.CertPool
-	now   func() time.Time // the clock certificates are checked against; tests move it
+	cas   []*x509.Certificate // the CA certificates in roots, for certexpiry.go
+	now   func() time.Time    // the clock certificates are checked against; tests move it
 }
 
 // pemSource is where one PEM item of a spec came from, for error messages.
@@ -147,7 +148,7 @@ func newNodeTLS(id NodeID, cert, key, ca pemSource, now func() time.Time) (*node
 	if err := certs.VerifyNode(pair.Leaf, inter, roots, uint16(id), now()); err != nil {
 		return nil, bad(cert, "is not a usable certificate for this node", fmt.Errorf("%w: %w", ErrBadCertificate, err))
 	}
-	return &nodeTLS{id: id, cert: pair, roots: roots, now: now}, nil
+	return &nodeTLS{id: id, cert: pair, roots: roots, cas: cas, now: now}, nil
 }
 
 func (t *nodeTLS) baseConfig() *tls.Config {
@@ -224,7 +225,7 @@ func checkPeer(cs tls.ConnectionState) (NodeID, error) {
 
 // peerNodeID returns the node ID that the verified peer certificate of a
 // connection names. It fails, wrapping ErrBadCertificate, if there is no
-// verified certificate or it does not name exactly one node other than 0.
+// verified certificate or it does not name exactly one node.
 func peerNodeID(cs tls.ConnectionState) (NodeID, error) {
 	if len(cs.VerifiedChains) == 0 || len(cs.VerifiedChains[0]) == 0 {
 		return 0, fmt.Errorf("%w: the peer has no verified certificate", ErrBadCertificate)
@@ -235,8 +236,6 @@ func peerNodeID(cs tls.ConnectionState) (NodeID, error) {
 		return 0, fmt.Errorf("%w: the peer's certificate names no node (no DNS name like %s)", ErrBadCertificate, certs.NodeName(1))
 	case len(ids) > 1:
 		return 0, fmt.Errorf("%w: the peer's certificate names several nodes %v", ErrBadCertificate, ids)
-	case ids[0] == 0:
-		return 0, fmt.Errorf("%w: the peer's certificate names node 0, which is never a cluster member", ErrBadCertificate)
 	}
 	return NodeID(ids[0]), nil
 }

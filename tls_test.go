@@ -300,12 +300,18 @@ func TestTLSConfigs(t *testing.T) {
 	}
 }
 
-// The set reign_init writes (certs.WriteSet) loads as a spec, and every
-// node's TLS material loads from it and connects.
+// The set reign_init writes (certs.WriteSet) loads through a spec naming
+// its files, and every node's TLS material loads from it and connects.
+// (reign_init's own spec is tested in cmd/reign_init.)
 func TestLoadNodeTLSFromWrittenSet(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
 	if _, err := certs.WriteSet(dir, 3, certs.SetOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	specJSON := `{"nodes": [{"id": 1, "address": "127.0.0.1:1"}, {"id": 2, "address": "127.0.0.1:2"}, {"id": 3, "address": "127.0.0.1:3"}],
+		"node_key_path": "reign_node.%d.key", "node_cert_path": "reign_node.%d.crt", "cluster_cert_path": "reign_ca.crt"}`
+	if err := os.WriteFile(filepath.Join(dir, certs.SpecFile), []byte(specJSON), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	spec, err := LoadClusterSpec(filepath.Join(dir, certs.SpecFile))

@@ -2,18 +2,27 @@
 // chat node reaches every other running chat node of the cluster, which
 // prints it with the sender's node ID.
 //
-//	reign_sample [-config FILE] [-v] ID
+//	reign_sample [-config FILE] [-v] [-log FILE] ID
 //
-// First mint a cluster with reign_init, then start a chat node per
-// terminal:
+// First mint a cluster with reign_init and build the sample, then start a
+// chat node per terminal:
 //
 //	go run ./cmd/reign_init
-//	go run ./cmd/reign_sample 1     (first terminal)
-//	go run ./cmd/reign_sample 2     (second terminal)
+//	go build -o reign_sample ./cmd/reign_sample
+//	./reign_sample 1     (first terminal)
+//	./reign_sample 2     (second terminal)
 //
 // Nodes that start late or restart join the conversation; "node N joined"
 // and "node N left (reason)" say who comes and goes. End of input (Ctrl-D)
 // or Ctrl-C leaves cleanly. The chat itself is package chat.
+//
+// Only errors are logged, on standard error, so that the node's log does
+// not break into the conversation; -log FILE sends warnings too (with -v,
+// everything) to a file instead.
+//
+// Run the built binary rather than "go run ./cmd/reign_sample": go run
+// starts the node as a child process, and a signal that cannot be
+// forwarded (kill -9 of go run) leaves that child running.
 package main
 
 import (
@@ -36,20 +45,26 @@ func main() { os.Exit(run(os.Args[1:], os.Stdin, os.Stdout, os.Stderr)) }
 
 const usage = `reign_sample is a terminal chat between the nodes of a reign cluster.
 
-usage: reign_sample [-config FILE] [-v] ID
+usage: reign_sample [-config FILE] [-v] [-log FILE] ID
 
 ID is this node's ID in the cluster spec FILE. Every line you type reaches
 every other running chat node, which prints it as "[node ID] line".
 
 To try it, in the reign source folder, mint a cluster's certificates and
-spec once:
+spec, and build the sample, once:
   go run ./cmd/reign_init
+  go build -o reign_sample ./cmd/reign_sample
 then run one chat node per terminal:
-  go run ./cmd/reign_sample 1
-  go run ./cmd/reign_sample 2
+  ./reign_sample 1
+  ./reign_sample 2
 and type into either. Start and stop nodes as you like: "node N joined" and
 "node N left" tell you who is there. Ctrl-D (end of input) or Ctrl-C leaves.
 For a third node, run "go run ./cmd/reign_init -nodes 3" first.
+
+Only errors are logged, on standard error; -log FILE sends warnings too
+(with -v, everything) to FILE instead. Prefer the built binary to
+"go run ./cmd/reign_sample": kill -9 of "go run" stops go run only, and
+leaves the node running.
 
 Flags:
 `
@@ -60,7 +75,8 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("reign_sample", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	config := fs.String("config", "reign_cluster.json", "the cluster spec `FILE`, as written by reign_init")
-	verbose := fs.Bool("v", false, "log the node's connections (Info level) on standard error")
+	verbose := fs.Bool("v", false, "log everything, the node's connections included (Info level)")
+	logFile := fs.String("log", "", "append the node's log to `FILE` (Warn level, or Info with -v) instead of standard error (Error level)")
 	fs.Usage = func() {
 		fmt.Fprint(fs.Output(), usage)
 		fs.PrintDefaults()
@@ -76,16 +92,28 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		return 2
 	}
 	id, err := strconv.ParseUint(fs.Arg(0), 10, 16)
-	if err != nil || id == 0 {
-		fmt.Fprintf(stderr, "reign_sample: the node ID must be a number 1-65535, not %q\n", fs.Arg(0))
+	if err != nil {
+		fmt.Fprintf(stderr, "reign_sample: the node ID must be a number 0-65535, not %q\n", fs.Arg(0))
 		return 2
 	}
 
-	level := slog.LevelWarn
+	// Standard error shares the terminal with the conversation: only
+	// errors go there. A log file takes warnings too.
+	var logTo io.Writer = stderr
+	level := slog.LevelError
+	if *logFile != "" {
+		f, err := os.OpenFile(*logFile, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
+		if err != nil {
+			fmt.Fprintf(stderr, "reign_sample: %v\n", err)
+			return 1
+		}
+		defer f.Close()
+		logTo, level = f, slog.LevelWarn
+	}
 	if *verbose {
 		level = slog.LevelInfo
 	}
-	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
+	logger := slog.New(slog.NewTextHandler(logTo, &slog.HandlerOptions{Level: level}))
 
 	spec, err := reign.LoadClusterSpec(*config)
 	if err != nil {

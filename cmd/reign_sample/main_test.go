@@ -111,10 +111,10 @@ type chatNode struct {
 	more  chan struct{} // signalled on each new line
 }
 
-func start(t *testing.T, spec string, id int) *chatNode {
+func start(t *testing.T, spec string, id int, flags ...string) *chatNode {
 	t.Helper()
 	c := &chatNode{t: t, id: id, exited: make(chan struct{}), more: make(chan struct{}, 1)}
-	c.cmd = exec.Command(build(t), "-config", spec, fmt.Sprint(id))
+	c.cmd = exec.Command(build(t), append(append([]string{"-config", spec}, flags...), fmt.Sprint(id))...)
 	c.cmd.Stderr = &c.stderr
 	var err error
 	if c.stdin, err = c.cmd.StdinPipe(); err != nil {
@@ -247,17 +247,30 @@ func TestChat(t *testing.T) {
 			t.Fatalf("node %d exit code %d, want 0", n.id, code)
 		}
 	}
+	// Node 2's loss made node 1 log warnings (a lost connection, failed
+	// redials), none of which may reach the terminal.
+	if strings.Contains(n1.stderr.String(), "level=WARN") {
+		t.Errorf("warnings on standard error, in the middle of the conversation:\n%s", n1.stderr.String())
+	}
 }
 
 func TestChatAlone(t *testing.T) {
 	t.Parallel()
 	spec := mintCluster(t, 2)
-	n1 := start(t, spec, 1)
+	logFile := filepath.Join(t.TempDir(), "node1.log")
+	n1 := start(t, spec, 1, "-v", "-log", logFile)
 	n1.expect("node 1: chat started; type a line to send it, Ctrl-D to leave")
 	n1.say("anyone?")
 	n1.expect("(no other chat node is here yet: nobody got that)")
 	if code := n1.exitCode(); code != 0 {
 		t.Fatalf("exit code %d, want 0", code)
+	}
+	// -log -v: everything in the file, nothing on standard error.
+	if log, err := os.ReadFile(logFile); err != nil || !strings.Contains(string(log), "level=INFO msg=\"node serving\"") {
+		t.Errorf("log file (%v):\n%s", err, log)
+	}
+	if s := n1.stderr.String(); s != "" {
+		t.Errorf("standard error with -log:\n%s", s)
 	}
 }
 
@@ -267,12 +280,12 @@ func TestUsage(t *testing.T) {
 	if code := run([]string{"-h"}, strings.NewReader(""), &out, &errOut); code != 0 {
 		t.Fatalf("-h: exit code %d, want 0", code)
 	}
-	for _, want := range []string{"go run ./cmd/reign_init", "go run ./cmd/reign_sample 1", "go run ./cmd/reign_sample 2", "-config"} {
+	for _, want := range []string{"go run ./cmd/reign_init", "go build -o reign_sample ./cmd/reign_sample", "./reign_sample 1", "./reign_sample 2", "-config", "-log", "kill -9"} {
 		if !strings.Contains(errOut.String(), want) {
 			t.Errorf("usage lacks %q:\n%s", want, errOut.String())
 		}
 	}
-	for _, args := range [][]string{{}, {"x"}, {"0"}, {"1", "2"}, {"-nope", "1"}} {
+	for _, args := range [][]string{{}, {"x"}, {"65536"}, {"1", "2"}, {"-nope", "1"}} {
 		errOut.Reset()
 		if code := run(args, strings.NewReader(""), &out, &errOut); code != 2 {
 			t.Errorf("%q: exit code %d, want 2", args, code)

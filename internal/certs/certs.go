@@ -7,11 +7,15 @@
 //
 // A node certificate names its node in exactly one DNS subject alternative
 // name, NodeName(id): "reign-node-<id>" with id in decimal and no leading
-// zeros (reign-node-3). It carries no other names: no "localhost", no IP
-// addresses. Host names and IP addresses are never what reign verifies: a
-// dialer sets tls.Config.ServerName to NodeName(peer), and a listener reads
-// the client's node from the same SAN. The subject's CommonName is set to the
-// same string for people reading the certificate, and is never checked.
+// zeros (reign-node-3; node 0, as thejerf/reign numbers them, is
+// reign-node-0). It may also carry the host names and IP addresses of the
+// machine the node runs on (NodeOptions.Hosts, reign_init -hosts), for the
+// operators' tools and for anything else served with the same certificate;
+// reign itself never verifies them: a dialer sets tls.Config.ServerName to
+// NodeName(peer), and a listener reads the client's node from the same SAN,
+// so a node that moves to another address keeps working. The subject's
+// CommonName is set to NodeName(id) for people reading the certificate, and
+// is never checked.
 //
 // A node certificate carries both ExtKeyUsageServerAuth and
 // ExtKeyUsageClientAuth, because every node both listens and dials.
@@ -38,6 +42,9 @@ import (
 	"errors"
 	"fmt"
 	"math/big"
+	"net"
+	"net/netip"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -198,6 +205,13 @@ type NodeOptions struct {
 
 	// DNSNames nil means []string{NodeName(id)}.
 	DNSNames []string
+
+	// Hosts are the host names and IP addresses of the node's machine, put
+	// in the certificate next to NodeName(id): each that parses as an IP
+	// address becomes an IP SAN, any other a DNS SAN. None may itself be a
+	// node name ("reign-node-2"), which would make the certificate name two
+	// nodes.
+	Hosts []string
 }
 
 // IssueNode mints a key and a certificate for node id, valid from notBefore
@@ -226,6 +240,18 @@ func (ca *CA) IssueNodeWith(id uint16, opts NodeOptions) (certPEM, keyPEM []byte
 	if names == nil {
 		names = []string{NodeName(id)}
 	}
+	names = slices.Clone(names)
+	var ips []net.IP
+	for _, h := range opts.Hosts {
+		if err := CheckHost(h); err != nil {
+			return nil, nil, err
+		}
+		if ip, err := netip.ParseAddr(h); err == nil {
+			ips = append(ips, net.IP(ip.Unmap().AsSlice()))
+		} else if !slices.Contains(names, h) {
+			names = append(names, h)
+		}
+	}
 	notAfter := opts.NotBefore.Add(opts.ValidFor)
 	if notAfter.After(ca.cert.NotAfter) {
 		notAfter = ca.cert.NotAfter
@@ -247,6 +273,7 @@ func (ca *CA) IssueNodeWith(id uint16, opts NodeOptions) (certPEM, keyPEM []byte
 		KeyUsage:              x509.KeyUsageDigitalSignature,
 		ExtKeyUsage:           usage,
 		DNSNames:              names,
+		IPAddresses:           ips,
 	}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.cert, key.Public(), ca.key)
 	if err != nil {
@@ -290,6 +317,32 @@ func VerifyNode(cert *x509.Certificate, intermediates, roots *x509.CertPool, id 
 		// A certificate without any extended key usage passes the checks
 		// above (Go treats it as "any"), but reign asks for both explicitly.
 		return errors.New("the certificate does not list both server and client authentication in its extended key usage")
+	}
+	return nil
+}
+
+// CheckHost checks that h can go into a node certificate as a host: an IP
+// address or a host name (letters, digits, '-', '_' and dots; at most 253
+// characters), and not a node name, which would make the certificate name a
+// second node.
+func CheckHost(h string) error {
+	if _, err := netip.ParseAddr(h); err == nil {
+		return nil
+	}
+	if _, ok := ParseNodeName(h); ok {
+		return fmt.Errorf("reign: certs: host %q is a node name; a certificate names exactly one node", h)
+	}
+	name := strings.TrimSuffix(h, ".")
+	ok := name != "" && len(name) <= 253
+	for _, label := range strings.Split(name, ".") {
+		ok = ok && label != "" && len(label) <= 63 && label[0] != '-' && label[len(label)-1] != '-'
+		for i := 0; ok && i < len(label); i++ {
+			c := label[i]
+			ok = 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '-' || c == '_'
+		}
+	}
+	if !ok {
+		return fmt.Errorf("reign: certs: host %q is neither an IP address nor a host name", h)
 	}
 	return nil
 }

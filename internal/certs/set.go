@@ -1,36 +1,36 @@
 package certs
 
 import (
-	"bytes"
 	"crypto/x509"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
+	"net"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"slices"
-	"strconv"
+	"strings"
 	"time"
 )
 
 // The files of a certificate set, as thejerf/reign's reign_init names them.
+// SpecFile is the cluster spec reign_init writes next to them; this package
+// never reads or writes it: the spec's JSON form belongs to
+// reign.ClusterSpec alone.
 const (
 	CACertFile = "reign_ca.crt"
 	CAKeyFile  = "reign_ca.key"
 	SpecFile   = "reign_cluster.json"
 )
 
-// BasePort is the port base of the spec WriteSet writes: node id listens on
-// 127.0.0.1:BasePort+id.
-const BasePort = 29870
-
-// MaxNodes is the most nodes WriteSet handles, so that every port is valid.
-const MaxNodes = 65535 - BasePort
-
 // ErrIncompleteSet is wrapped by the error WriteSet returns when only one
 // file of a certificate/key pair exists: it will not guess which is right.
 var ErrIncompleteSet = errors.New("reign: incomplete certificate set")
+
+// ErrNoCA is wrapped by the error WriteNodes returns when
+// SetOptions.RequireCA is set and dir holds no CA.
+var ErrNoCA = errors.New("reign: no cluster CA")
 
 // NodeCertFile is the file name of node id's certificate: reign_node.<id>.crt.
 func NodeCertFile(id uint16) string { return fmt.Sprintf("reign_node.%d.crt", id) }
@@ -44,6 +44,15 @@ type SetOptions struct {
 	Organization string        // "": "reign_user"
 	ValidFor     time.Duration // zero: 365 days, counted from now
 	Now          time.Time     // zero: time.Now(); certificates start an hour before
+
+	// Hosts lists, by node ID, the host names and IP addresses put in
+	// that node's new certificate next to its node name (see
+	// NodeOptions.Hosts).
+	Hosts map[uint16][]string
+
+	// RequireCA makes WriteNodes fail with ErrNoCA instead of creating a
+	// CA, for adding a node to an existing cluster.
+	RequireCA bool
 }
 
 // SetResult says what WriteSet did.
@@ -58,29 +67,46 @@ type SetResult struct {
 	// Deleting both of its files and running WriteSet again replaces it.
 	Unusable map[uint16]error
 
-	// Spec is what happened to reign_cluster.json: "created", "extended"
-	// (nodes were missing; existing entries kept) or "kept".
-	Spec string
+	// MissingHosts maps a kept node's ID to the hosts of SetOptions.Hosts
+	// its existing certificate does not name. Deleting both of its files
+	// and running again reissues it with them.
+	MissingHosts map[uint16][]string
+
+	// Expiring lists the certificates of the set (the CA's and those of
+	// the nodes asked for) that expire within ExpiryWindow, or have
+	// expired, soonest first.
+	Expiring []Expiry
 }
 
-// WriteSet makes dir a complete certificate set for nodes 1..nodes, the
-// way reign_init does, creating dir if needed:
+// WriteSet makes dir a complete certificate set for nodes 1..nodes; it is
+// WriteNodes with those IDs.
+func WriteSet(dir string, nodes int, opts SetOptions) (*SetResult, error) {
+	if nodes < 1 || nodes > 65535 {
+		return nil, fmt.Errorf("reign: the number of nodes must be between 1 and 65535, not %d", nodes)
+	}
+	ids := make([]uint16, nodes)
+	for i := range ids {
+		ids[i] = uint16(i + 1)
+	}
+	return WriteNodes(dir, ids, opts)
+}
+
+// WriteNodes makes dir a certificate set for the nodes ids, the way
+// reign_init does, creating dir if needed:
 //
 //   - reign_ca.crt and reign_ca.key: reused if both exist, created if
-//     neither does; if only one exists it fails with ErrIncompleteSet;
+//     neither does (unless opts.RequireCA); if only one exists it fails
+//     with ErrIncompleteSet;
 //   - reign_node.<id>.crt and reign_node.<id>.key for each id: existing
-//     pairs are kept, missing ones are issued; half a pair is an error;
-//   - reign_cluster.json: a spec for nodes 1..nodes on 127.0.0.1, port
-//     BasePort+id, naming the files above relative to dir. An existing spec
-//     is left alone unless it lacks some of the nodes; then the missing ones
-//     are added and everything else in it is kept.
+//     pairs are kept, missing ones are issued; half a pair is an error.
 //
-// Private keys are written with mode 0600, everything else 0644. Each file
-// is written to a temporary name and renamed, so no half-written file is
-// ever left under a real name.
-func WriteSet(dir string, nodes int, opts SetOptions) (*SetResult, error) {
-	if nodes < 1 || nodes > MaxNodes {
-		return nil, fmt.Errorf("reign: the number of nodes must be between 1 and %d, not %d", MaxNodes, nodes)
+// It writes no cluster spec: that is reign_init's, through
+// reign.ClusterSpec. Private keys are written with mode 0600, everything
+// else 0644. Each file is written to a temporary name and renamed, so no
+// half-written file is ever left under a real name.
+func WriteNodes(dir string, ids []uint16, opts SetOptions) (*SetResult, error) {
+	if len(ids) == 0 {
+		return nil, errors.New("reign: no nodes to write certificates for")
 	}
 	if opts.ValidFor == 0 {
 		opts.ValidFor = 365 * 24 * time.Hour
@@ -91,13 +117,20 @@ func WriteSet(dir string, nodes int, opts SetOptions) (*SetResult, error) {
 	if opts.Now.IsZero() {
 		opts.Now = time.Now()
 	}
+	for id, hosts := range opts.Hosts {
+		for _, h := range hosts {
+			if err := CheckHost(h); err != nil {
+				return nil, fmt.Errorf("node %d: %w", id, err)
+			}
+		}
+	}
 	notBefore := opts.Now.Add(-time.Hour)
 	validFor := opts.ValidFor + time.Hour
 
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, err
 	}
-	res := &SetResult{Unusable: map[uint16]error{}}
+	res := &SetResult{Unusable: map[uint16]error{}, MissingHosts: map[uint16][]string{}}
 
 	caCrt, caKey := filepath.Join(dir, CACertFile), filepath.Join(dir, CAKeyFile)
 	haveCrt, haveKey, err := pairExists(caCrt, caKey)
@@ -119,6 +152,8 @@ func WriteSet(dir string, nodes int, opts SetOptions) (*SetResult, error) {
 		}
 	case haveCrt || haveKey:
 		return nil, halfPair(caCrt, caKey, haveCrt, "the cluster CA")
+	case opts.RequireCA:
+		return nil, fmt.Errorf("%w in %s (%s and %s): a node can only be added to an existing cluster", ErrNoCA, dir, CACertFile, CAKeyFile)
 	default:
 		if res.CA, err = NewCA(opts.Organization, notBefore, validFor); err != nil {
 			return nil, err
@@ -126,18 +161,18 @@ func WriteSet(dir string, nodes int, opts SetOptions) (*SetResult, error) {
 		// Key first: a crash in between leaves a key without a
 		// certificate, which the next run refuses instead of minting a
 		// second CA next to a dangling certificate.
-		if err := writeFile(caKey, res.CA.KeyPEM(), 0o600); err != nil {
+		if err := WriteFile(caKey, res.CA.KeyPEM(), 0o600); err != nil {
 			return nil, err
 		}
-		if err := writeFile(caCrt, res.CA.CertPEM(), 0o644); err != nil {
+		if err := WriteFile(caCrt, res.CA.CertPEM(), 0o644); err != nil {
 			return nil, err
 		}
 		res.CACreated = true
 	}
 
 	roots := x509Pool(res.CA)
-	for i := 1; i <= nodes; i++ {
-		id := uint16(i)
+	expiring := []*x509.Certificate{res.CA.Cert()}
+	for _, id := range slices.Compact(slices.Sorted(slices.Values(ids))) {
 		crt, key := filepath.Join(dir, NodeCertFile(id)), filepath.Join(dir, NodeKeyFile(id))
 		haveCrt, haveKey, err := pairExists(crt, key)
 		if err != nil {
@@ -146,44 +181,71 @@ func WriteSet(dir string, nodes int, opts SetOptions) (*SetResult, error) {
 		switch {
 		case haveCrt && haveKey:
 			res.Kept = append(res.Kept, id)
-			if err := checkExisting(crt, roots, id, opts.Now); err != nil {
+			cert, err := checkExisting(crt, roots, id, opts.Now)
+			if err != nil {
 				res.Unusable[id] = err
+			}
+			if cert != nil {
+				expiring = append(expiring, cert)
+				if missing := missingHosts(cert, opts.Hosts[id]); len(missing) > 0 {
+					res.MissingHosts[id] = missing
+				}
 			}
 			continue
 		case haveCrt || haveKey:
 			return nil, halfPair(crt, key, haveCrt, fmt.Sprintf("node %d", id))
 		}
-		certPEM, keyPEM, err := res.CA.IssueNode(id, notBefore, validFor)
+		certPEM, keyPEM, err := res.CA.IssueNodeWith(id, NodeOptions{NotBefore: notBefore, ValidFor: validFor, Hosts: opts.Hosts[id]})
 		if err != nil {
 			return nil, err
 		}
-		if err := writeFile(key, keyPEM, 0o600); err != nil {
+		if err := WriteFile(key, keyPEM, 0o600); err != nil {
 			return nil, err
 		}
-		if err := writeFile(crt, certPEM, 0o644); err != nil {
+		if err := WriteFile(crt, certPEM, 0o644); err != nil {
 			return nil, err
 		}
 		res.Created = append(res.Created, id)
+		if cert, err := ParseCertificate(certPEM); err == nil {
+			expiring = append(expiring, cert)
+		}
 	}
-
-	res.Spec, err = writeSpec(filepath.Join(dir, SpecFile), nodes)
-	if err != nil {
-		return nil, err
-	}
+	res.Expiring = Expiring(opts.Now, ExpiryWindow, expiring...)
 	return res, nil
 }
 
-func checkExisting(path string, roots *x509.CertPool, id uint16, now time.Time) error {
+// missingHosts returns the hosts cert does not name in its SANs.
+func missingHosts(cert *x509.Certificate, hosts []string) []string {
+	var missing []string
+	for _, h := range hosts {
+		if ip, err := netip.ParseAddr(h); err == nil {
+			if !slices.ContainsFunc(cert.IPAddresses, func(have net.IP) bool { return have.Equal(net.IP(ip.Unmap().AsSlice())) }) {
+				missing = append(missing, h)
+			}
+			continue
+		}
+		if !slices.ContainsFunc(cert.DNSNames, func(have string) bool {
+			return strings.EqualFold(have, strings.TrimSuffix(h, ".")) || strings.EqualFold(have, h)
+		}) {
+			missing = append(missing, h)
+		}
+	}
+	return missing
+}
+
+// checkExisting reads the certificate at path and checks it is good for
+// node id; it returns the certificate if it parses, even when not good.
+func checkExisting(path string, roots *x509.CertPool, id uint16, now time.Time) (*x509.Certificate, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	chain, err := ParseCertificates(data)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	inter := newPool(chain[1:])
-	return VerifyNode(chain[0], inter, roots, id, now)
+	return chain[0], VerifyNode(chain[0], inter, roots, id, now)
 }
 
 func pairExists(a, b string) (bool, bool, error) {
@@ -215,9 +277,10 @@ func halfPair(crt, key string, haveCrt bool, what string) error {
 		ErrIncompleteSet, have, missing, what, filepath.Base(missing), filepath.Base(have), what)
 }
 
-// writeFile writes data to path with mode perm through a temporary file in
-// the same folder and a rename.
-func writeFile(path string, data []byte, perm os.FileMode) error {
+// WriteFile writes data to path with mode perm through a temporary file in
+// the same folder and a rename, so that no half-written file is ever left
+// under path. reign_init writes the cluster spec with it.
+func WriteFile(path string, data []byte, perm os.FileMode) error {
 	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp*")
 	if err != nil {
 		return err
@@ -236,166 +299,6 @@ func writeFile(path string, data []byte, perm os.FileMode) error {
 		return err
 	}
 	return os.Rename(tmp, path)
-}
-
-// specNode is one entry of a spec's "nodes" as WriteSet writes it.
-type specNode struct {
-	ID      uint16 `json:"id"`
-	Address string `json:"address"`
-}
-
-// newSpec is the layout of a spec WriteSet creates, in the field order of
-// thejerf/reign's sample spec.
-type newSpec struct {
-	Nodes           []specNode `json:"nodes"`
-	NodeKeyPath     string     `json:"node_key_path"`
-	NodeCertPath    string     `json:"node_cert_path"`
-	ClusterCertPath string     `json:"cluster_cert_path"`
-}
-
-func nodeAddress(id uint16, taken map[string]bool) string {
-	for port := BasePort + int(id); port <= 65535; port++ {
-		addr := "127.0.0.1:" + strconv.Itoa(port)
-		if !taken[addr] {
-			taken[addr] = true
-			return addr
-		}
-	}
-	return "127.0.0.1:" + strconv.Itoa(BasePort+int(id)) // every port above is taken: let Validate say so
-}
-
-// writeSpec creates or extends the spec at path so that it has nodes
-// 1..nodes. It returns "created", "extended" or "kept".
-func writeSpec(path string, nodes int) (string, error) {
-	old, err := os.ReadFile(path)
-	if errors.Is(err, fs.ErrNotExist) {
-		spec := newSpec{
-			NodeKeyPath:     "reign_node.%d.key",
-			NodeCertPath:    "reign_node.%d.crt",
-			ClusterCertPath: CACertFile,
-		}
-		taken := map[string]bool{}
-		for i := 1; i <= nodes; i++ {
-			spec.Nodes = append(spec.Nodes, specNode{ID: uint16(i), Address: nodeAddress(uint16(i), taken)})
-		}
-		data, err := json.MarshalIndent(spec, "", "    ")
-		if err != nil {
-			return "", err
-		}
-		return "created", writeFile(path, append(data, '\n'), 0o644)
-	}
-	if err != nil {
-		return "", err
-	}
-	data, changed, err := extendSpec(old, nodes)
-	if err != nil {
-		return "", fmt.Errorf("reign: %s exists but cannot be extended (fix or remove it): %w", path, err)
-	}
-	if !changed {
-		return "kept", nil
-	}
-	return "extended", writeFile(path, data, 0o644)
-}
-
-// extendSpec adds the missing nodes of 1..nodes to the spec old, keeping
-// every other field and existing node entry as it is. It understands both
-// forms of "nodes" thejerf/reign has used: a list of objects with "id", and
-// an object keyed by the decimal ID.
-func extendSpec(old []byte, nodes int) ([]byte, bool, error) {
-	var top map[string]json.RawMessage
-	if err := json.Unmarshal(old, &top); err != nil {
-		return nil, false, err
-	}
-	if top == nil {
-		return nil, false, errors.New("the spec is not a JSON object")
-	}
-	type entry struct {
-		ID      *uint16 `json:"id"`
-		Address string  `json:"address"`
-	}
-	have := map[uint16]bool{}
-	taken := map[string]bool{}
-	raw := bytes.TrimSpace(top["nodes"])
-	var changed bool
-	if len(raw) > 0 && raw[0] == '{' {
-		var m map[string]json.RawMessage
-		if err := json.Unmarshal(raw, &m); err != nil {
-			return nil, false, err
-		}
-		for k, v := range m {
-			id, err := strconv.ParseUint(k, 10, 16)
-			if err != nil {
-				return nil, false, fmt.Errorf("node key %q is not a node ID", k)
-			}
-			var e entry
-			if err := json.Unmarshal(v, &e); err != nil {
-				return nil, false, err
-			}
-			have[uint16(id)] = true
-			taken[e.Address] = true
-		}
-		for i := 1; i <= nodes; i++ {
-			if id := uint16(i); !have[id] {
-				v, _ := json.Marshal(struct {
-					Address string `json:"address"`
-				}{nodeAddress(id, taken)})
-				m[strconv.Itoa(i)] = v
-				changed = true
-			}
-		}
-		if changed {
-			var err error
-			if top["nodes"], err = json.Marshal(m); err != nil {
-				return nil, false, err
-			}
-		}
-	} else {
-		var list []json.RawMessage
-		if len(raw) > 0 && !bytes.Equal(raw, []byte("null")) {
-			if err := json.Unmarshal(raw, &list); err != nil {
-				return nil, false, err
-			}
-		}
-		for _, v := range list {
-			var e entry
-			if err := json.Unmarshal(v, &e); err != nil {
-				return nil, false, err
-			}
-			if e.ID != nil {
-				have[*e.ID] = true
-			}
-			taken[e.Address] = true
-		}
-		var added []uint16
-		for i := 1; i <= nodes; i++ {
-			if id := uint16(i); !have[id] {
-				added = append(added, id)
-			}
-		}
-		slices.Sort(added)
-		for _, id := range added {
-			v, err := json.Marshal(specNode{ID: id, Address: nodeAddress(id, taken)})
-			if err != nil {
-				return nil, false, err
-			}
-			list = append(list, v)
-			changed = true
-		}
-		if changed {
-			var err error
-			if top["nodes"], err = json.Marshal(list); err != nil {
-				return nil, false, err
-			}
-		}
-	}
-	if !changed {
-		return old, false, nil
-	}
-	data, err := json.MarshalIndent(top, "", "    ")
-	if err != nil {
-		return nil, false, err
-	}
-	return append(data, '\n'), true, nil
 }
 
 func x509Pool(ca *CA) *x509.CertPool {

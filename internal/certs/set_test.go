@@ -1,27 +1,15 @@
 package certs
 
 import (
-	"encoding/json"
 	"errors"
+	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 )
-
-func readSpec(t testing.TB, dir string) map[string]any {
-	t.Helper()
-	data, err := os.ReadFile(filepath.Join(dir, SpecFile))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var m map[string]any
-	if err := json.Unmarshal(data, &m); err != nil {
-		t.Fatal(err)
-	}
-	return m
-}
 
 func TestWriteSet(t *testing.T) {
 	t.Parallel()
@@ -30,7 +18,7 @@ func TestWriteSet(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !res.CACreated || len(res.Created) != 3 || len(res.Kept) != 0 || res.Spec != "created" {
+	if !res.CACreated || len(res.Created) != 3 || len(res.Kept) != 0 || len(res.Expiring) != 0 {
 		t.Fatalf("result %+v", res)
 	}
 	modes := map[string]os.FileMode{CACertFile: 0o644, CAKeyFile: 0o600}
@@ -38,7 +26,6 @@ func TestWriteSet(t *testing.T) {
 		modes[NodeCertFile(id)] = 0o644
 		modes[NodeKeyFile(id)] = 0o600
 	}
-	modes[SpecFile] = 0o644
 	for name, want := range modes {
 		fi, err := os.Stat(filepath.Join(dir, name))
 		if err != nil {
@@ -58,14 +45,6 @@ func TestWriteSet(t *testing.T) {
 			t.Errorf("node %d: %v", id, err)
 		}
 	}
-	spec := readSpec(t, dir)
-	nodes := spec["nodes"].([]any)
-	if len(nodes) != 3 || nodes[2].(map[string]any)["address"] != "127.0.0.1:29873" {
-		t.Errorf("nodes %v", nodes)
-	}
-	if spec["node_cert_path"] != "reign_node.%d.crt" || spec["cluster_cert_path"] != "reign_ca.crt" {
-		t.Errorf("spec %v", spec)
-	}
 
 	// Again with more nodes: the CA and existing nodes are kept.
 	caBefore, _ := os.ReadFile(filepath.Join(dir, CACertFile))
@@ -74,7 +53,7 @@ func TestWriteSet(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if res.CACreated || len(res.Created) != 2 || len(res.Kept) != 3 || len(res.Unusable) != 0 || res.Spec != "extended" {
+	if res.CACreated || len(res.Created) != 2 || len(res.Kept) != 3 || len(res.Unusable) != 0 {
 		t.Fatalf("second result %+v", res)
 	}
 	caAfter, _ := os.ReadFile(filepath.Join(dir, CACertFile))
@@ -82,13 +61,10 @@ func TestWriteSet(t *testing.T) {
 	if string(caBefore) != string(caAfter) || string(node1Before) != string(node1After) {
 		t.Error("existing files were rewritten")
 	}
-	if n := len(readSpec(t, dir)["nodes"].([]any)); n != 5 {
-		t.Errorf("spec has %d nodes, want 5", n)
-	}
 
 	// Fewer nodes: nothing to do.
 	res, err = WriteSet(dir, 2, SetOptions{})
-	if err != nil || res.Spec != "kept" || len(res.Created) != 0 {
+	if err != nil || len(res.Kept) != 2 || len(res.Created) != 0 {
 		t.Fatalf("third result %+v, %v", res, err)
 	}
 }
@@ -139,62 +115,96 @@ func TestWriteSetReportsUnusable(t *testing.T) {
 	}
 }
 
-func TestWriteSetExtendsExistingSpecs(t *testing.T) {
+// WriteNodes mints any IDs, 0 included, with the hosts asked for; adding
+// a node needs the CA to be there already; a kept certificate is checked
+// for the hosts.
+func TestWriteNodesHostsAndAdd(t *testing.T) {
 	t.Parallel()
-	cases := []struct {
-		name, spec string
-		check      func(t *testing.T, m map[string]any)
-	}{
-		{"list", `{"nodes": [{"id": 1, "address": "10.0.0.1:29872", "extra": true}], "node_key_path": "k.%d", "custom": 1}`,
-			func(t *testing.T, m map[string]any) {
-				nodes := m["nodes"].([]any)
-				if len(nodes) != 3 {
-					t.Fatalf("nodes %v", nodes)
-				}
-				first := nodes[0].(map[string]any)
-				if first["address"] != "10.0.0.1:29872" || first["extra"] != true {
-					t.Errorf("existing entry changed: %v", first)
-				}
-				if m["node_key_path"] != "k.%d" || m["custom"] != float64(1) {
-					t.Errorf("other fields changed: %v", m)
-				}
-			}},
-		{"map", `{"nodes": {"1": {"address": "127.0.0.1:29872"}}, "cluster_cert_path": "ca.pem"}`,
-			func(t *testing.T, m map[string]any) {
-				nodes := m["nodes"].(map[string]any)
-				if len(nodes) != 3 || nodes["1"].(map[string]any)["address"] != "127.0.0.1:29872" {
-					t.Fatalf("nodes %v", nodes)
-				}
-				if a := nodes["2"].(map[string]any)["address"]; a != "127.0.0.1:29873" {
-					t.Errorf("node 2 address %v: should skip the port node 1 took", a)
-				}
-			}},
-	}
-	for _, c := range cases {
-		t.Run(c.name, func(t *testing.T) {
-			t.Parallel()
-			dir := t.TempDir()
-			os.WriteFile(filepath.Join(dir, SpecFile), []byte(c.spec), 0o644)
-			res, err := WriteSet(dir, 3, SetOptions{})
-			if err != nil {
-				t.Fatal(err)
-			}
-			if res.Spec != "extended" {
-				t.Errorf("spec: %s", res.Spec)
-			}
-			c.check(t, readSpec(t, dir))
-		})
-	}
 	dir := t.TempDir()
-	os.WriteFile(filepath.Join(dir, SpecFile), []byte(`{"nodes": [`), 0o644)
-	if _, err := WriteSet(dir, 1, SetOptions{}); err == nil || !strings.Contains(err.Error(), "fix or remove") {
-		t.Errorf("broken spec: %v", err)
+	if _, err := WriteNodes(dir, []uint16{4}, SetOptions{RequireCA: true}); !errors.Is(err, ErrNoCA) {
+		t.Fatalf("adding without a CA: %v", err)
+	}
+	if entries, _ := os.ReadDir(dir); len(entries) != 0 {
+		t.Errorf("adding without a CA wrote %d files", len(entries))
+	}
+	hosts := map[uint16][]string{0: {"db0.example.com", "10.0.0.10", "::1"}, 1: {"db1.example.com"}}
+	res, err := WriteNodes(dir, []uint16{1, 0, 1}, SetOptions{Hosts: hosts})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Created) != 2 || res.Created[0] != 0 || res.Created[1] != 1 {
+		t.Fatalf("created %v", res.Created)
+	}
+	data, _ := os.ReadFile(filepath.Join(dir, NodeCertFile(0)))
+	c0 := parse(t, data)
+	if err := VerifyNode(c0, nil, x509Pool(res.CA), 0, time.Now()); err != nil {
+		t.Errorf("node 0: %v", err)
+	}
+	if !slices.Equal(c0.DNSNames, []string{"reign-node-0", "db0.example.com"}) || len(c0.IPAddresses) != 2 ||
+		!c0.IPAddresses[0].Equal(net.ParseIP("10.0.0.10")) || !c0.IPAddresses[1].Equal(net.ParseIP("::1")) {
+		t.Errorf("node 0 SANs: DNS %v, IP %v", c0.DNSNames, c0.IPAddresses)
+	}
+
+	// Add node 4 to the existing CA; node 1 is kept, and its certificate
+	// lacks a host asked for now.
+	hosts[1] = append(hosts[1], "10.0.0.11")
+	hosts[4] = []string{"db4.example.com"}
+	res, err = WriteNodes(dir, []uint16{1, 4}, SetOptions{Hosts: hosts, RequireCA: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.CACreated || !slices.Equal(res.Created, []uint16{4}) || !slices.Equal(res.Kept, []uint16{1}) {
+		t.Fatalf("result %+v", res)
+	}
+	if !slices.Equal(res.MissingHosts[1], []string{"10.0.0.11"}) || len(res.MissingHosts) != 1 {
+		t.Errorf("missing hosts %v", res.MissingHosts)
+	}
+
+	for _, bad := range []string{"reign-node-2", "bad host", "-x.example.com", ""} {
+		if _, err := WriteNodes(t.TempDir(), []uint16{1}, SetOptions{Hosts: map[uint16][]string{1: {bad}}}); err == nil {
+			t.Errorf("host %q accepted", bad)
+		}
+	}
+}
+
+// With a pinned clock, a set whose certificates run out within 30 days
+// says so, soonest first; a longer one does not.
+func TestWriteSetExpiring(t *testing.T) {
+	t.Parallel()
+	now := time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)
+	dir := t.TempDir()
+	res, err := WriteSet(dir, 1, SetOptions{Now: now, ValidFor: 20 * 24 * time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Expiring) != 2 {
+		t.Fatalf("expiring %v", res.Expiring)
+	}
+	for _, e := range res.Expiring {
+		if e.Expired() || e.Left != 20*24*time.Hour || !strings.Contains(e.String(), "expires in 20 days") {
+			t.Errorf("%+v: %s", e, e)
+		}
+	}
+	// Read again 25 days later: both expired.
+	res, err = WriteSet(dir, 1, SetOptions{Now: now.Add(25 * 24 * time.Hour)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Expiring) != 2 || !res.Expiring[0].Expired() || !strings.Contains(res.Expiring[0].String(), "expired 5 days ago") {
+		t.Errorf("expiring %v", res.Expiring)
+	}
+	if res.Unusable[1] == nil {
+		t.Error("an expired certificate is not reported unusable")
+	}
+	res, err = WriteSet(t.TempDir(), 1, SetOptions{Now: now, ValidFor: 31 * 24 * time.Hour})
+	if err != nil || len(res.Expiring) != 0 {
+		t.Errorf("31 days: %v, %v", res.Expiring, err)
 	}
 }
 
 func TestWriteSetBadArgs(t *testing.T) {
 	t.Parallel()
-	for _, n := range []int{0, -1, MaxNodes + 1} {
+	for _, n := range []int{0, -1, 65536} {
 		if _, err := WriteSet(t.TempDir(), n, SetOptions{}); err == nil {
 			t.Errorf("%d nodes accepted", n)
 		}
