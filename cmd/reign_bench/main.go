@@ -2,7 +2,8 @@
 // (DESIGN.md, "Performance") on the machine it runs on and prints them as
 // one table:
 //
-//  1. local one-way throughput, 1 sender goroutine to 1 mailbox (msgs/s);
+//  1. local one-way throughput, 1 sender goroutine to 1 mailbox (msgs/s),
+//     from the first send to the last receive;
 //  2. local ping-pong round trip between two mailboxes on two goroutines
 //     (median and p99, µs);
 //  3. selective receive: a match behind 1,000 non-matching queued messages
@@ -68,8 +69,8 @@ spread (min – max) of those runs. With the defaults it takes about 30 s.
 
 Figures 1-3 run twice: with struct{I int; S string}, the small message of
 the peers' benchmarks (the headline), and with this bench's 56-byte Msg.
-Throughput (1, 4) is counted at the receiver, from its first message to its
-last. Ping-pong (2, 5) is a fixed number of round trips (-roundtrips). Figures 4 and 5 run node 2 in a child process (this program again),
+Local throughput (1) is counted from the first send to the last receive;
+remote throughput (4) at the receiver, from its first message to its last. Ping-pong (2, 5) is a fixed number of round trips (-roundtrips). Figures 4 and 5 run node 2 in a child process (this program again),
 with throwaway certificates in a temporary folder; both are removed at the
 end. To profile one path, e.g. remote throughput:
 
