@@ -3,7 +3,9 @@ package reign
 import (
 	"context"
 	"runtime"
+	"slices"
 	"testing"
+	"time"
 )
 
 type benchMsg struct {
@@ -182,5 +184,172 @@ func BenchmarkMsgpackEncodeDecode(b *testing.B) {
 		if v.(benchMsg).From != a {
 			b.Fatal("Address not bound")
 		}
+	}
+}
+
+// smallMsg is the common small message of the peers' benchmarks
+// (hollywood, protoactor-go, thejerf/reign), the headline of figures 1-3.
+type smallMsg struct {
+	I int
+	S string
+}
+
+// BenchmarkLocalSendReceiveSmall is figure 1 as reign_bench measures it:
+// each Send boxes a new smallMsg.
+func BenchmarkLocalSendReceiveSmall(b *testing.B) {
+	n := newTestNode(b)
+	a, m := n.NewMailbox()
+	defer m.Close()
+	done := make(chan struct{})
+	b.ReportAllocs()
+	b.ResetTimer()
+	go func() {
+		defer close(done)
+		ctx := context.Background()
+		for range b.N {
+			if _, err := m.Receive(ctx); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	}()
+	for i := range b.N {
+		if err := a.Send(smallMsg{I: i, S: "hello"}); err != nil {
+			b.Fatal(err)
+		}
+	}
+	<-done
+	b.StopTimer()
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "msgs/s")
+}
+
+// BenchmarkLocalPingPongSmall is figure 2 with the small message; it also
+// reports the round trip's p99.
+func BenchmarkLocalPingPongSmall(b *testing.B) {
+	n := newTestNode(b)
+	pingA, ping := n.NewMailbox()
+	pongA, pong := n.NewMailbox()
+	defer ping.Close()
+	done := make(chan struct{})
+	go func() { // echo
+		defer close(done)
+		ctx := context.Background()
+		for {
+			v, err := pong.Receive(ctx)
+			if err != nil {
+				return
+			}
+			if pingA.Send(v) != nil {
+				return
+			}
+		}
+	}()
+	samples := make([]time.Duration, b.N)
+	b.ReportAllocs()
+	b.ResetTimer()
+	ctx := context.Background()
+	prev := time.Now()
+	for i := range b.N {
+		if err := pongA.Send(smallMsg{I: i, S: "hello"}); err != nil {
+			b.Fatal(err)
+		}
+		if _, err := ping.Receive(ctx); err != nil {
+			b.Fatal(err)
+		}
+		t := time.Now()
+		samples[i] = t.Sub(prev)
+		prev = t
+	}
+	b.StopTimer()
+	pong.Close()
+	<-done
+	slices.Sort(samples)
+	b.ReportMetric(float64(samples[len(samples)*99/100].Nanoseconds()), "p99-ns")
+}
+
+// BenchmarkSelectiveReceive1000Small is figure 3 as reign_bench measures
+// it: 1,000 queued smallMsgs, and a match that reads a field of each.
+func BenchmarkSelectiveReceive1000Small(b *testing.B) {
+	n := newTestNode(b)
+	a, m := n.NewMailbox()
+	defer m.Close()
+	for range 1000 {
+		if err := a.Send(smallMsg{I: -1, S: "hello"}); err != nil {
+			b.Fatal(err)
+		}
+	}
+	want := 0
+	match := func(v any) bool { s, ok := v.(smallMsg); return ok && s.I == want }
+	ctx := context.Background()
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := range b.N {
+		want = i
+		if err := a.Send(smallMsg{I: i, S: "hello"}); err != nil {
+			b.Fatal(err)
+		}
+		if _, err := m.ReceiveMatch(ctx, match); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.StopTimer()
+	if m.Len() != 1000 {
+		b.Fatalf("Len = %d, want the 1,000 non-matching messages", m.Len())
+	}
+}
+
+// BenchmarkMailboxIdleMillion reports the heap of a node with 1,000,000
+// idle mailboxes (issue 16: at most 100 MiB).
+func BenchmarkMailboxIdleMillion(b *testing.B) {
+	const k = 1_000_000
+	ms := make([]*Mailbox, k) // allocated before measuring: not counted
+	var before, after runtime.MemStats
+	var heap float64
+	for range b.N {
+		runtime.GC()
+		runtime.ReadMemStats(&before)
+		n := newTestNode(b)
+		for i := range ms {
+			_, ms[i] = n.NewMailbox()
+		}
+		runtime.GC()
+		runtime.ReadMemStats(&after)
+		heap = float64(int64(after.HeapAlloc) - int64(before.HeapAlloc))
+		runtime.KeepAlive(n)
+		for i := range ms {
+			ms[i].Close()
+			ms[i] = nil
+		}
+	}
+	b.ReportMetric(heap/(1<<20), "MiB")
+}
+
+// TestMillionIdleMailboxesHeap checks issue 16's memory bound: a node with
+// 1,000,000 idle mailboxes holds at most 100 MiB of heap (each mailbox is
+// an 80-byte object and 12 bytes of the node's table). Not under the race
+// detector, whose shadow memory changes the count, nor with -short.
+func TestMillionIdleMailboxesHeap(t *testing.T) {
+	if raceEnabled || testing.Short() {
+		t.Skip("counts heap bytes: not with -race or -short")
+	}
+	const k, limit = 1_000_000, 100 << 20
+	ms := make([]*Mailbox, k) // allocated before measuring: not counted
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	n := newTestNode(t)
+	for i := range ms {
+		_, ms[i] = n.NewMailbox()
+	}
+	runtime.GC()
+	runtime.ReadMemStats(&after)
+	heap := int64(after.HeapAlloc) - int64(before.HeapAlloc)
+	runtime.KeepAlive(n)
+	for _, m := range ms {
+		m.Close()
+	}
+	t.Logf("1,000,000 idle mailboxes: %.1f MiB of heap (%.0f B each)", float64(heap)/(1<<20), float64(heap)/k)
+	if heap > limit {
+		t.Fatalf("1,000,000 idle mailboxes take %.1f MiB of heap, want at most 100 MiB", float64(heap)/(1<<20))
 	}
 }

@@ -11,9 +11,21 @@ import (
 	"github.com/reign-go/reign"
 )
 
-// Msg is the message of every figure: a small struct. From is set in
-// ping-pong (where the echo replies) and zero elsewhere; Payload has
-// -payload bytes.
+// Small is the common small message of figures 1-3, the one the peers'
+// benchmarks send (hollywood, protoactor-go, thejerf/reign): an int and a
+// string. It is the headline of those figures.
+type Small struct {
+	I int
+	S string
+}
+
+// smallText is the string of every Small.
+const smallText = "hello"
+
+// Msg is this bench's own message, measured beside Small in figures 1-3
+// and the message of figures 4 and 5: 56 bytes with an Address and a
+// slice. From is set in ping-pong (where the echo replies) and zero
+// elsewhere; Payload has -payload bytes.
 type Msg struct {
 	Seq     int64
 	From    reign.Address
@@ -35,7 +47,7 @@ type Report struct {
 }
 
 func registerTypes(n *reign.Node) error {
-	for _, v := range []any{Msg{}, Begin{}, Report{}} {
+	for _, v := range []any{Msg{}, Small{}, Begin{}, Report{}} {
 		if err := n.RegisterType(v); err != nil {
 			return err
 		}
@@ -81,20 +93,23 @@ func echo(ctx context.Context, mb *reign.Mailbox) {
 	}
 }
 
-// localThroughput is figure 1: one goroutine sends n small messages to a
-// mailbox another goroutine receives from; the rate is counted at the
-// receiver, from its first message to its last.
-func localThroughput(ctx context.Context, count int, d time.Duration, payload []byte) (float64, error) {
+// localThroughput is figure 1: one goroutine sends n messages (Small if
+// small, else Msg) to a mailbox another goroutine receives from; the rate
+// is n over the time from the first send to the last receive. (Counting
+// from the first receive instead, as figure 4 must across two processes,
+// overstates it whenever the receiver starts late and finds a full queue,
+// which a busy machine makes common.)
+func localThroughput(ctx context.Context, count int, d time.Duration, small bool, payload []byte) (float64, error) {
 	n, err := runCount(count, d, func() (float64, error) {
-		return localThroughputN(ctx, calibrateLocal, payload)
+		return localThroughputN(ctx, calibrateLocal, small, payload)
 	})
 	if err != nil {
 		return 0, err
 	}
-	return localThroughputN(ctx, n, payload)
+	return localThroughputN(ctx, n, small, payload)
 }
 
-func localThroughputN(ctx context.Context, n int, payload []byte) (float64, error) {
+func localThroughputN(ctx context.Context, n int, small bool, payload []byte) (float64, error) {
 	node, err := reign.NewNode(reign.Config{})
 	if err != nil {
 		return 0, err
@@ -106,21 +121,24 @@ func localThroughputN(ctx context.Context, n int, payload []byte) (float64, erro
 		err error
 	}
 	done := make(chan result, 1)
+	start := time.Now()
 	go func() {
-		var first time.Time
-		for i := range n {
+		for range n {
 			if _, err := mb.Receive(ctx); err != nil {
 				done <- result{err: err}
 				return
 			}
-			if i == 0 {
-				first = time.Now()
-			}
 		}
-		done <- result{d: time.Since(first)}
+		done <- result{d: time.Since(start)}
 	}()
 	for i := range n {
-		if err := to.Send(Msg{Seq: int64(i), Payload: payload}); err != nil {
+		var err error
+		if small {
+			err = to.Send(Small{I: i, S: smallText})
+		} else {
+			err = to.Send(Msg{Seq: int64(i), Payload: payload})
+		}
+		if err != nil {
 			mb.Close()
 			<-done
 			return 0, err
@@ -130,7 +148,10 @@ func localThroughputN(ctx context.Context, n int, payload []byte) (float64, erro
 	if r.err != nil {
 		return 0, r.err
 	}
-	return rate(n, r.d)
+	if r.d <= 0 {
+		return 0, fmt.Errorf("%d messages in no measurable time: use a larger -count", n)
+	}
+	return float64(n) / r.d.Seconds(), nil
 }
 
 // rate is the rate of n messages received over d, first to last.
@@ -142,9 +163,11 @@ func rate(n int, d time.Duration) (float64, error) {
 }
 
 // localPingPong is figure 2: a goroutine with mailbox A sends to mailbox B
-// and waits for the echo that B's goroutine sends back, for d; it returns
-// the median and p99 round trip in µs.
-func localPingPong(ctx context.Context, d time.Duration, payload []byte) (p50, p99 float64, err error) {
+// and waits for the echo that B's goroutine sends back, rounds times after
+// a warm-up; it returns the median and p99 round trip in µs. With small
+// the message is a Small and the echo replies to A whatever it receives;
+// else it is a Msg, echoed to its From (as the remote echo does).
+func localPingPong(ctx context.Context, rounds int, small bool, payload []byte) (p50, p99 float64, err error) {
 	node, err := reign.NewNode(reign.Config{})
 	if err != nil {
 		return 0, 0, err
@@ -155,61 +178,114 @@ func localPingPong(ctx context.Context, d time.Duration, payload []byte) (p50, p
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		echo(ctx, mb)
+		if small {
+			echoTo(ctx, mb, from)
+		} else {
+			echo(ctx, mb)
+		}
 	}()
 	defer func() {
 		mb.Close()
 		<-done
 	}()
-	return pingPong(ctx, d, to, from, ma, payload)
+	if small {
+		return pingPong(ctx, rounds, to, ma, smallPing)
+	}
+	return pingPong(ctx, rounds, to, ma, msgPing(from, payload))
 }
 
-// pingPong measures round trips from the mailbox me (at from) to the echo
-// at to for d, after a warm-up. It takes one clock reading per round trip:
-// each round trip is the time since the previous reading.
-func pingPong(ctx context.Context, d time.Duration, to, from reign.Address, me *reign.Mailbox, payload []byte) (p50, p99 float64, err error) {
+// echoTo sends every message it receives on mb to to, as it is, until mb
+// is closed or ctx ends.
+func echoTo(ctx context.Context, mb *reign.Mailbox, to reign.Address) {
+	for {
+		v, err := mb.Receive(ctx)
+		if err != nil {
+			return
+		}
+		_ = to.Send(v)
+	}
+}
+
+// A ping makes the message of round trip seq, and reads the sequence
+// number back from the echo.
+type ping struct {
+	make func(seq int64) any
+	seq  func(v any) (int64, bool)
+}
+
+var smallPing = ping{
+	make: func(seq int64) any { return Small{I: int(seq), S: smallText} },
+	seq: func(v any) (int64, bool) {
+		m, ok := v.(Small)
+		return int64(m.I), ok
+	},
+}
+
+func msgPing(from reign.Address, payload []byte) ping {
+	return ping{
+		make: func(seq int64) any { return Msg{Seq: seq, From: from, Payload: payload} },
+		seq: func(v any) (int64, bool) {
+			m, ok := v.(Msg)
+			return m.Seq, ok
+		},
+	}
+}
+
+// warmUpRounds is the number of round trips before the measured ones: a
+// tenth of them, at least 10.
+func warmUpRounds(rounds int) int { return max(rounds/10, 10) }
+
+// pingPong measures rounds round trips from the mailbox me to the echo at
+// to, after a warm-up. It takes one clock reading per round trip: each
+// round trip is the time since the previous reading.
+func pingPong(ctx context.Context, rounds int, to reign.Address, me *reign.Mailbox, p ping) (p50, p99 float64, err error) {
 	// one deadline for the whole run: a context per round trip would cost
 	// more than a local round trip
-	ctx, cancel := context.WithTimeout(ctx, d+d/10+30*time.Second)
+	ctx, cancel := context.WithTimeout(ctx, pingPongTimeout)
 	defer cancel()
 	roundTrip := func(seq int64) error {
-		if err := to.Send(Msg{Seq: seq, From: from, Payload: payload}); err != nil {
+		if err := to.Send(p.make(seq)); err != nil {
 			return err
 		}
 		v, err := me.Receive(ctx)
 		if err != nil {
 			return fmt.Errorf("waiting for the echo: %w", err)
 		}
-		if m, ok := v.(Msg); !ok || m.Seq != seq {
-			return fmt.Errorf("echo: got %#v, want Msg %d", v, seq)
+		if got, ok := p.seq(v); !ok || got != seq {
+			return fmt.Errorf("echo: got %#v, want round trip %d", v, seq)
 		}
 		return nil
 	}
-	// warm up for a tenth of d, and estimate how many samples to expect
 	var seq int64
-	start := time.Now()
-	for time.Since(start) < d/10 || seq < 10 {
+	for range warmUpRounds(rounds) {
 		if err := roundTrip(seq); err != nil {
 			return 0, 0, err
 		}
 		seq++
 	}
-	est := float64(seq) * float64(d) / float64(time.Since(start))
-	samples := make([]time.Duration, 0, int(min(est*1.25, 50e6))+16)
-	start = time.Now()
-	prev := start
-	for prev.Sub(start) < d || len(samples) < 10 {
+	samples := make([]time.Duration, rounds)
+	prev := time.Now()
+	for i := range samples {
 		if err := roundTrip(seq); err != nil {
 			return 0, 0, err
 		}
 		seq++
 		t := time.Now()
-		samples = append(samples, t.Sub(prev))
+		samples[i] = t.Sub(prev)
 		prev = t
 	}
+	p50, p99 = latencies(samples)
+	return p50, p99, nil
+}
+
+// pingPongTimeout bounds one ping-pong run.
+const pingPongTimeout = 5 * time.Minute
+
+// latencies sorts samples and returns their median and p99 in µs.
+func latencies(samples []time.Duration) (p50, p99 float64) {
 	slices.Sort(samples)
 	us := func(d time.Duration) float64 { return float64(d) / float64(time.Microsecond) }
-	return us(percentile(samples, 50)), us(percentile(samples, 99)), nil
+	return us(percentile(samples, 50)), us(percentile(samples, 99))
 }
 
 // selectiveBacklog is the number of non-matching messages of figure 3.
@@ -217,17 +293,23 @@ const selectiveBacklog = 1000
 
 // selectiveReceive is figure 3: a mailbox holds 1,000 messages that do not
 // match; each round sends one that does and takes it with ReceiveMatch,
-// for d. It returns ns per round (one Send and one ReceiveMatch, which
-// looks at 1,001 messages).
-func selectiveReceive(ctx context.Context, d time.Duration) (float64, error) {
+// for d. The match reads a field of each message, as a receive on a
+// pattern does. It returns ns per round (one Send and one ReceiveMatch,
+// which looks at 1,001 messages). With small the messages are Smalls, else
+// Msgs.
+func selectiveReceive(ctx context.Context, d time.Duration, small bool) (float64, error) {
 	node, err := reign.NewNode(reign.Config{})
 	if err != nil {
 		return 0, err
 	}
 	self, mb := node.NewMailbox()
 	defer mb.Close()
+	newMsg := func(seq int64) any { return Msg{Seq: seq} }
+	if small {
+		newMsg = func(seq int64) any { return Small{I: int(seq), S: smallText} }
+	}
 	for range selectiveBacklog {
-		if err := self.Send(Msg{Seq: -1}); err != nil {
+		if err := self.Send(newMsg(-1)); err != nil {
 			return 0, err
 		}
 	}
@@ -236,16 +318,22 @@ func selectiveReceive(ctx context.Context, d time.Duration) (float64, error) {
 		m, ok := v.(Msg)
 		return ok && m.Seq == want
 	}
+	if small {
+		match = func(v any) bool {
+			m, ok := v.(Small)
+			return ok && int64(m.I) == want
+		}
+	}
 	round := func() error {
 		want++
-		if err := self.Send(Msg{Seq: want}); err != nil {
+		if err := self.Send(newMsg(want)); err != nil {
 			return err
 		}
 		v, err := mb.ReceiveMatch(ctx, match)
 		if err != nil {
 			return err
 		}
-		if v.(Msg).Seq != want {
+		if !match(v) {
 			return errors.New("selective receive took the wrong message")
 		}
 		return nil

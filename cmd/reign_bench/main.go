@@ -2,7 +2,8 @@
 // (DESIGN.md, "Performance") on the machine it runs on and prints them as
 // one table:
 //
-//  1. local one-way throughput, 1 sender goroutine to 1 mailbox (msgs/s);
+//  1. local one-way throughput, 1 sender goroutine to 1 mailbox (msgs/s),
+//     from the first send to the last receive;
 //  2. local ping-pong round trip between two mailboxes on two goroutines
 //     (median and p99, µs);
 //  3. selective receive: a match behind 1,000 non-matching queued messages
@@ -11,12 +12,18 @@
 //     mutual TLS on 127.0.0.1 (msgs/s), counted at the receiver from its
 //     first message to its last;
 //  5. remote ping-pong round trip over mutual TLS between those processes
-//     (median and p99, µs);
+//     (median and p99, µs), beside a raw TLS 1.3 ping-pong between the same
+//     two processes (one goroutine each side, no library, the same
+//     certificates) measured in the same run, and as a ratio to it;
 //  6. memory per idle mailbox with 100,000 mailboxes (bytes).
 //
-// Each figure is the median of -runs runs, with the spread (min–max).
+// Figures 1-3 are measured with the common small message of the peers'
+// benchmarks, struct{I int; S string} (the headline), and with this
+// bench's own 56-byte Msg beside it. Ping-pong runs a fixed number of
+// round trips (-roundtrips). Each figure is the median of -runs runs, with
+// the spread (min–max).
 //
-//	reign_bench [-runs K] [-duration D] [-count N] [-payload BYTES] [-json]
+//	reign_bench [-runs K] [-duration D] [-count N] [-roundtrips N] [-payload BYTES] [-json]
 //	            [-only LIST] [-cpuprofile F] [-memprofile F] [-mutexprofile F] [-blockprofile F]
 //
 // For figures 4 and 5 it mints throwaway certificates in a temporary
@@ -55,11 +62,15 @@ spread (min – max) of those runs. With the defaults it takes about 30 s.
   2 local-pingpong   local ping-pong round trip, two goroutines (p50, p99 µs)
   3 selective        selective receive behind 1,000 queued messages (ns/match)
   4 remote           remote one-way throughput, mutual TLS on 127.0.0.1 (msgs/s)
-  5 remote-pingpong  remote ping-pong round trip, mutual TLS (p50, p99 µs)
+  5 remote-pingpong  remote ping-pong round trip, mutual TLS (p50, p99 µs),
+                     and a raw TLS 1.3 ping-pong between the same processes
+                     (the floor), with figure 5 as a ratio to it
   6 mailbox          memory per idle mailbox, 100,000 mailboxes (bytes)
 
-Throughput (1, 4) is counted at the receiver, from its first message to its
-last. Figures 4 and 5 run node 2 in a child process (this program again),
+Figures 1-3 run twice: with struct{I int; S string}, the small message of
+the peers' benchmarks (the headline), and with this bench's 56-byte Msg.
+Local throughput (1) is counted from the first send to the last receive;
+remote throughput (4) at the receiver, from its first message to its last. Ping-pong (2, 5) is a fixed number of round trips (-roundtrips). Figures 4 and 5 run node 2 in a child process (this program again),
 with throwaway certificates in a temporary folder; both are removed at the
 end. To profile one path, e.g. remote throughput:
 
@@ -80,6 +91,7 @@ const childEnv = "REIGN_BENCH_CHILD"
 
 type options struct {
 	count    int
+	rounds   int
 	payload  int
 	duration time.Duration
 	runs     int
@@ -118,7 +130,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 	var o options
 	fs.IntVar(&o.count, "count", 0, "messages per throughput run (figures 1 and 4); 0 sizes each run to last about -duration")
 	fs.IntVar(&o.payload, "payload", 0, "size in bytes of the []byte field of each message")
-	fs.DurationVar(&o.duration, "duration", time.Second, "target length of each run: ping-pong and selective runs last this long, throughput runs too with -count 0")
+	fs.IntVar(&o.rounds, "roundtrips", 0, fmt.Sprintf("round trips per ping-pong run (figures 2 and 5, and the raw TLS floor), after a warm-up of a tenth as many; 0 means %d local and %d remote", defaultLocalRounds, defaultRemoteRounds))
+	fs.DurationVar(&o.duration, "duration", time.Second, "target length of each run: selective runs last this long, throughput runs too with -count 0")
 	fs.IntVar(&o.runs, "runs", 5, "runs per figure; each figure is their median")
 	fs.BoolVar(&o.json, "json", false, "print one JSON object instead of the table")
 	fs.StringVar(&o.codec, "codec", "msgpack", "codec for the remote figures: msgpack, msgpack-compact or json")
@@ -176,6 +189,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = errors.New("-count must not be negative")
 	case o.count == 1:
 		err = errors.New("-count must be at least 2 (throughput is counted from the first message to the last)")
+	case o.rounds < 0:
+		err = errors.New("-roundtrips must not be negative")
 	case o.payload < 0:
 		err = errors.New("-payload must not be negative")
 	case o.duration <= 0:
@@ -210,6 +225,12 @@ func run(args []string, stdout, stderr io.Writer) int {
 	res.printTable(stdout)
 	return 0
 }
+
+// The number of round trips of a ping-pong run with -roundtrips 0.
+const (
+	defaultLocalRounds  = 200_000
+	defaultRemoteRounds = 10_000
+)
 
 // figure is one of the six standard figures.
 type figure int
@@ -305,18 +326,36 @@ func measure(ctx context.Context, o *options, stderr io.Writer) (res *results, e
 		f   figure
 		run func() ([]float64, error)
 	}
+	localRounds, remoteRounds := defaultLocalRounds, defaultRemoteRounds
+	if o.rounds > 0 {
+		localRounds, remoteRounds = o.rounds, o.rounds
+	}
+	// Each step measures the small message, then Msg; its values are in
+	// the order of figureKeys.
 	steps := []step{
 		{figLocal, func() ([]float64, error) {
-			r, err := localThroughput(ctx, o.count, o.duration, payload)
-			return []float64{r}, err
+			small, err := localThroughput(ctx, o.count, o.duration, true, payload)
+			if err != nil {
+				return nil, err
+			}
+			r, err := localThroughput(ctx, o.count, o.duration, false, payload)
+			return []float64{small, r}, err
 		}},
 		{figLocalPingPong, func() ([]float64, error) {
-			p50, p99, err := localPingPong(ctx, o.duration, payload)
-			return []float64{p50, p99}, err
+			s50, s99, err := localPingPong(ctx, localRounds, true, payload)
+			if err != nil {
+				return nil, err
+			}
+			p50, p99, err := localPingPong(ctx, localRounds, false, payload)
+			return []float64{s50, s99, p50, p99}, err
 		}},
 		{figSelective, func() ([]float64, error) {
-			ns, err := selectiveReceive(ctx, o.duration)
-			return []float64{ns}, err
+			small, err := selectiveReceive(ctx, o.duration, true)
+			if err != nil {
+				return nil, err
+			}
+			ns, err := selectiveReceive(ctx, o.duration, false)
+			return []float64{small, ns}, err
 		}},
 		{figMailbox, func() ([]float64, error) {
 			b, err := mailboxMemory(idleMailboxes)
@@ -327,8 +366,17 @@ func measure(ctx context.Context, o *options, stderr io.Writer) (res *results, e
 			return []float64{r}, err
 		}},
 		{figRemotePingPong, func() ([]float64, error) {
-			p50, p99, err := rem.pingPong(ctx, o.duration, payload)
-			return []float64{p50, p99}, err
+			// reign, then the raw TLS floor right after, in each run: the
+			// ratios are of the same moment of a noisy machine
+			p50, p99, err := rem.pingPong(ctx, remoteRounds, payload)
+			if err != nil {
+				return nil, err
+			}
+			f50, f99, err := rem.rawPingPong(remoteRounds)
+			if err != nil {
+				return nil, fmt.Errorf("raw TLS ping-pong: %w", err)
+			}
+			return []float64{p50, p99, f50, f99, p50 / f50, p99 / f99}, nil
 		}},
 	}
 	for _, s := range steps {

@@ -22,7 +22,7 @@ func TestMain(m *testing.M) {
 }
 
 // tinyArgs make a full run take a few seconds, even with -race.
-var tinyArgs = []string{"-count", "3000", "-duration", "20ms", "-runs", "2"}
+var tinyArgs = []string{"-count", "3000", "-duration", "20ms", "-roundtrips", "300", "-runs", "2"}
 
 func TestRunJSON(t *testing.T) {
 	tmp := t.TempDir()
@@ -45,9 +45,14 @@ func TestRunJSON(t *testing.T) {
 		t.Fatalf("output is not one JSON object: %v\n%s", err, stdout.String())
 	}
 	for _, key := range []string{
-		"local_msgs_per_sec", "local_pingpong_p50_us", "local_pingpong_p99_us",
-		"selective_1k_ns", "remote_msgs_per_sec", "remote_pingpong_p50_us",
-		"remote_pingpong_p99_us", "mailbox_bytes", "gomaxprocs",
+		"local_small_msgs_per_sec", "local_msgs_per_sec",
+		"local_small_pingpong_p50_us", "local_small_pingpong_p99_us",
+		"local_pingpong_p50_us", "local_pingpong_p99_us",
+		"selective_small_1k_ns", "selective_1k_ns", "remote_msgs_per_sec",
+		"remote_pingpong_p50_us", "remote_pingpong_p99_us",
+		"tls_pingpong_p50_us", "tls_pingpong_p99_us",
+		"remote_pingpong_p50_vs_tls", "remote_pingpong_p99_vs_tls",
+		"mailbox_bytes", "gomaxprocs",
 	} {
 		for _, k := range []string{key, key + "_min", key + "_max"} {
 			if k != key && key == "gomaxprocs" {
@@ -56,6 +61,22 @@ func TestRunJSON(t *testing.T) {
 			v, ok := got[k].(float64)
 			if !ok || !(v > 0) {
 				t.Errorf("%s = %v, want a positive number", k, got[k])
+			}
+		}
+	}
+	// each ratio is of the same run's figures: their median lies within
+	// the spread of the runs' quotients
+	for _, q := range []string{"p50", "p99"} {
+		runs := func(k string) []any { r, _ := got[k+"_runs"].([]any); return r }
+		reignRuns, tlsRuns, ratioRuns := runs("remote_pingpong_"+q+"_us"), runs("tls_pingpong_"+q+"_us"), runs("remote_pingpong_"+q+"_vs_tls")
+		if len(reignRuns) != 2 || len(tlsRuns) != 2 || len(ratioRuns) != 2 {
+			t.Errorf("%s: %d, %d and %d runs of reign, raw TLS and their ratio, want 2 each", q, len(reignRuns), len(tlsRuns), len(ratioRuns))
+			continue
+		}
+		for i := range ratioRuns {
+			want := reignRuns[i].(float64) / tlsRuns[i].(float64)
+			if r := ratioRuns[i].(float64); r < want*0.999 || r > want*1.001 {
+				t.Errorf("%s run %d: ratio %v, want %v / %v", q, i, r, reignRuns[i], tlsRuns[i])
 			}
 		}
 	}
@@ -89,7 +110,7 @@ func TestRunTable(t *testing.T) {
 		t.Fatalf("exit code %d; stderr:\n%s", code, stderr.String())
 	}
 	out := stdout.String()
-	for _, want := range []string{"local one-way throughput", "selective receive", "idle mailbox", "GOMAXPROCS="} {
+	for _, want := range []string{"local one-way throughput", "with Msg (56 B)", "selective receive", "idle mailbox", "GOMAXPROCS=", "300 round trips"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("table lacks %q:\n%s", want, out)
 		}
@@ -104,6 +125,7 @@ func TestRunUsage(t *testing.T) {
 		{"-runs", "0"},
 		{"-only", "7"},
 		{"-count", "1"},
+		{"-roundtrips", "-5"},
 		{"stray"},
 	} {
 		var stdout, stderr bytes.Buffer

@@ -3,6 +3,9 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -32,7 +35,15 @@ const specFile = "reign_bench_cluster.json"
 
 // childListenerFD is the descriptor of the child's listener: the parent
 // listens on both ports and hands the child its socket (no port race).
-const childListenerFD = 3
+// childRawFD is the child's listener for the raw TLS echo.
+const (
+	childListenerFD = 3
+	childRawFD      = 4
+)
+
+// rawRecord is the size of the record of the raw TLS ping-pong: about a
+// reign frame carrying a Msg.
+const rawRecord = 64
 
 // testHookChildStarted, if set, is told the child's process ID (tests check
 // that it is gone afterwards).
@@ -52,6 +63,7 @@ type remote struct {
 	served    chan error
 	sink      reign.Address
 	echo      reign.Address
+	raw       *tls.Conn // to the child's raw TLS echo, for the floor of figure 5
 	stopOnce  sync.Once
 	stopError error
 }
@@ -88,6 +100,19 @@ func startRemote(ctx context.Context, childArgs ...string) (r *remote, err error
 		return r, err
 	}
 	defer lf.Close()
+	ln3, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		ln1.Close()
+		return r, err
+	}
+	rawAddr := ln3.Addr().String()
+	rf, err := ln3.(*net.TCPListener).File()
+	ln3.Close()
+	if err != nil {
+		ln1.Close()
+		return r, err
+	}
+	defer rf.Close()
 
 	spec := map[string]any{
 		"nodes": []map[string]any{
@@ -118,7 +143,7 @@ func startRemote(ctx context.Context, childArgs ...string) (r *remote, err error
 	args := append([]string{"-" + childNodeFlag, "2", "-" + childSpecFlag, specPath}, childArgs...)
 	r.cmd = exec.Command(exe, args...)
 	r.cmd.Env = append(os.Environ(), childEnv+"=1")
-	r.cmd.ExtraFiles = []*os.File{lf} // descriptor childListenerFD
+	r.cmd.ExtraFiles = []*os.File{lf, rf} // descriptors childListenerFD, childRawFD
 	r.cmd.Stderr = r.childErr
 	if r.stdin, err = r.cmd.StdinPipe(); err != nil {
 		ln1.Close()
@@ -160,7 +185,8 @@ func startRemote(ctx context.Context, childArgs ...string) (r *remote, err error
 		r.sink, okS = r.node.Lookup(sinkName)
 		r.echo, okE = r.node.Lookup(echoName)
 		if okS && okE {
-			return r, nil
+			r.raw, err = dialRaw(ctx, r.dir, rawAddr)
+			return r, err
 		}
 		select {
 		case <-ctx.Done():
@@ -182,6 +208,9 @@ func startRemote(ctx context.Context, childArgs ...string) (r *remote, err error
 func (r *remote) stop() error {
 	r.stopOnce.Do(func() {
 		var errs []error
+		if r.raw != nil {
+			r.raw.Close()
+		}
 		if r.cancel != nil {
 			r.cancel()
 			if err := <-r.served; err != nil && !errors.Is(err, context.Canceled) {
@@ -248,11 +277,121 @@ func (r *remote) throughputN(ctx context.Context, n int, payload []byte) (float6
 	}
 }
 
-// pingPong is figure 5: round trips to the child's echo mailbox.
-func (r *remote) pingPong(ctx context.Context, d time.Duration, payload []byte) (p50, p99 float64, err error) {
+// pingPong is figure 5: rounds round trips of a Msg to the child's echo
+// mailbox.
+func (r *remote) pingPong(ctx context.Context, rounds int, payload []byte) (p50, p99 float64, err error) {
 	from, mb := r.node.NewMailbox()
 	defer mb.Close()
-	return pingPong(ctx, d, r.echo, from, mb, payload)
+	return pingPong(ctx, rounds, r.echo, mb, msgPing(from, payload))
+}
+
+// rawPingPong measures rounds round trips of a rawRecord-byte record over
+// the raw TLS connection to the child's echo, after a warm-up: TLS 1.3 with
+// the nodes' certificates, one goroutine at each end, no library. It is
+// the floor figure 5 is compared with.
+func (r *remote) rawPingPong(rounds int) (p50, p99 float64, err error) {
+	if err := r.raw.SetDeadline(time.Now().Add(pingPongTimeout)); err != nil {
+		return 0, 0, err
+	}
+	var out, in [rawRecord]byte
+	roundTrip := func(seq int64) error {
+		binary.LittleEndian.PutUint64(out[:], uint64(seq))
+		if _, err := r.raw.Write(out[:]); err != nil {
+			return err
+		}
+		if _, err := io.ReadFull(r.raw, in[:]); err != nil {
+			return err
+		}
+		if in != out {
+			return fmt.Errorf("raw TLS echo: round trip %d came back changed", seq)
+		}
+		return nil
+	}
+	var seq int64
+	for range warmUpRounds(rounds) {
+		if err := roundTrip(seq); err != nil {
+			return 0, 0, err
+		}
+		seq++
+	}
+	samples := make([]time.Duration, rounds)
+	prev := time.Now()
+	for i := range samples {
+		if err := roundTrip(seq); err != nil {
+			return 0, 0, err
+		}
+		seq++
+		t := time.Now()
+		samples[i] = t.Sub(prev)
+		prev = t
+	}
+	p50, p99 = latencies(samples)
+	return p50, p99, nil
+}
+
+// rawTLSConfig is the TLS configuration of node id for the raw ping-pong,
+// from the certificates in dir: TLS 1.3 only, each side verifying the
+// other's certificate against the cluster CA, as the nodes do.
+func rawTLSConfig(dir string, id uint16) (*tls.Config, error) {
+	cert, err := tls.LoadX509KeyPair(filepath.Join(dir, certs.NodeCertFile(id)), filepath.Join(dir, certs.NodeKeyFile(id)))
+	if err != nil {
+		return nil, err
+	}
+	caPEM, err := os.ReadFile(filepath.Join(dir, certs.CACertFile))
+	if err != nil {
+		return nil, err
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(caPEM) {
+		return nil, errors.New("no CA certificate in " + certs.CACertFile)
+	}
+	return &tls.Config{
+		MinVersion:   tls.VersionTLS13,
+		Certificates: []tls.Certificate{cert},
+		RootCAs:      pool,
+		ClientCAs:    pool,
+		ClientAuth:   tls.RequireAndVerifyClientCert,
+	}, nil
+}
+
+// dialRaw connects to the child's raw TLS echo as node 1 and completes
+// the handshake.
+func dialRaw(ctx context.Context, dir, addr string) (*tls.Conn, error) {
+	cfg, err := rawTLSConfig(dir, 1)
+	if err != nil {
+		return nil, err
+	}
+	cfg.ServerName = certs.NodeName(2)
+	d := tls.Dialer{Config: cfg}
+	hctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+	defer cancel()
+	c, err := d.DialContext(hctx, "tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("raw TLS: %w", err)
+	}
+	return c.(*tls.Conn), nil
+}
+
+// rawEcho serves the raw TLS ping-pong on ln, one connection at a time:
+// one goroutine reads each rawRecord-byte record and writes it back.
+func rawEcho(ln net.Listener, cfg *tls.Config) {
+	for {
+		c, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		tc := tls.Server(c, cfg)
+		var rec [rawRecord]byte
+		for {
+			if _, err := io.ReadFull(tc, rec[:]); err != nil {
+				break
+			}
+			if _, err := tc.Write(rec[:]); err != nil {
+				break
+			}
+		}
+		tc.Close()
+	}
 }
 
 // runChild runs node id of the spec at specPath, on the listener inherited
@@ -285,15 +424,22 @@ func runChild(id int, specPath, cpuProfile string, stderr io.Writer) int {
 			f.Close()
 		}()
 	}
-	lf := os.NewFile(childListenerFD, "listener")
-	if lf == nil {
-		return fail(errors.New("no listener was handed over"))
-	}
-	ln, err := net.FileListener(lf)
-	lf.Close()
+	ln, err := inheritedListener(childListenerFD)
 	if err != nil {
-		return fail(fmt.Errorf("the listener handed over: %w", err))
+		return fail(err)
 	}
+	rawLn, err := inheritedListener(childRawFD)
+	if err != nil {
+		ln.Close()
+		return fail(err)
+	}
+	defer rawLn.Close()
+	rawCfg, err := rawTLSConfig(filepath.Dir(specPath), uint16(id))
+	if err != nil {
+		ln.Close()
+		return fail(err)
+	}
+	go rawEcho(rawLn, rawCfg) // ends when rawLn closes
 	node, err := reign.NewNode(reign.Config{NodeID: reign.NodeID(id), Cluster: cs, Listener: ln, Codec: benchCodec})
 	if err != nil {
 		ln.Close()
@@ -334,6 +480,20 @@ func runChild(id int, specPath, cpuProfile string, stderr io.Writer) int {
 		return fail(err)
 	}
 	return 0
+}
+
+// inheritedListener returns the listener handed over as descriptor fd.
+func inheritedListener(fd uintptr) (net.Listener, error) {
+	f := os.NewFile(fd, "listener")
+	if f == nil {
+		return nil, fmt.Errorf("no listener was handed over as descriptor %d", fd)
+	}
+	ln, err := net.FileListener(f)
+	f.Close()
+	if err != nil {
+		return nil, fmt.Errorf("the listener handed over as descriptor %d: %w", fd, err)
+	}
+	return ln, nil
 }
 
 // runSink serves throughput runs: after a Begin, it counts N Msgs and
