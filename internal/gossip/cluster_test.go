@@ -59,8 +59,6 @@ func (e *eventLog) goneState(name string) (memberlist.NodeStateType, time.Time, 
 	return s, e.goneAt[name], ok
 }
 
-
-
 // stateDelegate exchanges a user state in push/pull and records what it
 // merged from whom.
 type stateDelegate struct {
@@ -69,10 +67,10 @@ type stateDelegate struct {
 	merged map[string]int // first byte of the remote state (its sender's index) -> periodic merges
 }
 
-func (d *stateDelegate) NodeMeta(int) []byte                 { return nil }
-func (d *stateDelegate) NotifyMsg([]byte)                    {}
-func (d *stateDelegate) GetBroadcasts(int, int) [][]byte     { return nil }
-func (d *stateDelegate) LocalState(bool) []byte              { return d.local }
+func (d *stateDelegate) NodeMeta(int) []byte                  { return nil }
+func (d *stateDelegate) NotifyMsg([]byte)                     {}
+func (d *stateDelegate) GetBroadcasts(int, int) [][]byte      { return nil }
+func (d *stateDelegate) LocalState(bool) []byte               { return d.local }
 func (d *stateDelegate) MergeRemoteState(b []byte, join bool) { d.merge(b, join) }
 
 func (d *stateDelegate) merge(b []byte, join bool) {
