@@ -107,7 +107,7 @@ func (c *carrier) handshake(nc net.Conn) (*carrierConn, error) {
 		return nil, fmt.Errorf("bad hello %q", p)
 	}
 	_ = nc.SetDeadline(time.Time{})
-	cc := &carrierConn{c: c, nc: nc, r: r, peerName: name, peerAddr: memberAddr(addr), done: make(chan struct{}), sendq: make(chan []byte, 1024)}
+	cc := &carrierConn{c: c, nc: nc, r: r, peerName: name, peerAddr: memberAddr(addr), done: make(chan struct{}), sendq: make(chan []byte, 128)}
 	c.mu.Lock()
 	if c.closed {
 		c.mu.Unlock()

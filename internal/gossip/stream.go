@@ -52,7 +52,9 @@ func (t *Transport) newStream(c Conn, key streamKey) *stream {
 		credit:  StreamWindow,
 	}
 	s.touch()
+	s.mu.Lock() // checkIdle reads s.idle under s.mu
 	s.idle = time.AfterFunc(t.cfg.StreamIdleTimeout, s.checkIdle)
+	s.mu.Unlock()
 	return s
 }
 
