@@ -136,9 +136,7 @@ func startNode(tb testing.TB, id int, mc *memberlist.Config, tc Config) *testNod
 	mc.Name = n.name
 	mc.Transport = tr
 	mc.Events = n.events
-	if mc.Delegate != nil {
-		n.state = mc.Delegate.(*stateDelegate)
-	}
+	n.state, _ = mc.Delegate.(*stateDelegate)
 	n.ml, err = memberlist.Create(mc)
 	if err != nil {
 		n.c.close()
@@ -315,4 +313,79 @@ func TestPushPull(t *testing.T) {
 		}
 		return nil
 	})
+}
+
+// metaDelegate gives a member's Meta to memberlist and checks the others'
+// with CheckNode, as the root package will.
+type metaDelegate struct {
+	meta    []byte
+	mu      sync.Mutex
+	refused map[string]error
+}
+
+func (d *metaDelegate) NodeMeta(int) []byte                  { return d.meta }
+func (d *metaDelegate) NotifyMsg([]byte)                     {}
+func (d *metaDelegate) GetBroadcasts(int, int) [][]byte      { return nil }
+func (d *metaDelegate) LocalState(bool) []byte               { return nil }
+func (d *metaDelegate) MergeRemoteState([]byte, bool)        {}
+func (d *metaDelegate) NotifyAlive(n *memberlist.Node) error { return d.check(n) }
+
+func (d *metaDelegate) check(n *memberlist.Node) error {
+	_, err := CheckNode(n)
+	if err != nil {
+		d.mu.Lock()
+		d.refused[n.Name] = err
+		d.mu.Unlock()
+	}
+	return err
+}
+
+func (d *metaDelegate) wasRefused(name string) bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.refused[name] != nil
+}
+
+// TestMetaChecked: members carry their Meta; a member whose metadata names
+// another node than its name is refused by the others and never listed.
+func TestMetaChecked(t *testing.T) {
+	t.Parallel()
+	cfg := func(id uint16, claim uint16) (*memberlist.Config, *metaDelegate) {
+		meta, err := AppendMeta(nil, Meta{ID: claim, Incarnation: 1, DataAddr: "127.0.0.1:1"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		d := &metaDelegate{meta: meta, refused: map[string]error{}}
+		c := fastConfig()
+		c.Delegate, c.Alive = d, d
+		return c, d
+	}
+	c1, d1 := cfg(1, 1)
+	c2, _ := cfg(2, 2)
+	a := startNode(t, 1, c1, Config{})
+	b := startNode(t, 2, c2, Config{})
+	join(t, b, a)
+	eventually(t, 10*time.Second, func() error { return converged([]*testNode{a, b}, 2) })
+	for _, m := range a.ml.Members() {
+		if got, err := CheckNode(m); err != nil {
+			t.Fatalf("member %s: %v", m.Name, err)
+		} else if id, _ := ParseNodeName(m.Name); got.ID != id {
+			t.Fatalf("member %s has meta %+v", m.Name, got)
+		}
+	}
+	c3, _ := cfg(3, 2) // node 3 claims to be node 2
+	c3.Alive = nil     // (else it refuses itself)
+	impostor := startNode(t, 3, c3, Config{})
+	_, _ = impostor.ml.Join([]string{a.c.addr()})
+	eventually(t, 10*time.Second, func() error {
+		if !d1.wasRefused(impostor.name) {
+			return fmt.Errorf("%s has not refused %s", a.name, impostor.name)
+		}
+		return nil
+	})
+	for _, m := range a.ml.Members() {
+		if m.Name == impostor.name {
+			t.Fatalf("%s lists the impostor", a.name)
+		}
+	}
 }

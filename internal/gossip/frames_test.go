@@ -135,6 +135,9 @@ func TestWriteCorpus(t *testing.T) {
 		opens = appendSessionFrame(opens, AppendStreamFrame(nil, StreamFrame{Op: OpOpen, ID: id}))
 	}
 	write("FuzzHandleStream", "too-many", opens)
+	meta, _ := AppendMeta(nil, Meta{ID: 3, Incarnation: 7, DataAddr: "127.0.0.1:7000"})
+	write("FuzzMeta", "good", meta)
+	write("FuzzMeta", "empty-addr", meta[:8])
 }
 
 // appendSessionFrame appends one frame of a FuzzHandleStream input: a
