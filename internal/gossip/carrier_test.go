@@ -180,6 +180,13 @@ func (c *carrier) close() {
 	c.wg.Wait()
 }
 
+// connCount returns the number of connections open.
+func (c *carrier) connCount() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(c.conns)
+}
+
 // closeErrs returns the errors this side's frame handlers closed
 // connections with.
 func (c *carrier) closeErrs() []error {

@@ -89,9 +89,7 @@ func measure(t *testing.T, n int, idle time.Duration) {
 	time.Sleep(2 * time.Second)
 	conns := 0
 	for _, nd := range nodes {
-		nd.c.mu.Lock()
-		conns += len(nd.c.conns)
-		nd.c.mu.Unlock()
+		conns += nd.c.connCount()
 	}
 	g1, h1 := runtime.NumGoroutine(), heap()
 	c0, w0 := cpuTime(), time.Now()

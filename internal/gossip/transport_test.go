@@ -119,7 +119,7 @@ func TestPacketsBothWays(t *testing.T) {
 	case <-time.After(5 * time.Second):
 		t.Fatal("no packet")
 	}
-	if n := len(a.c.conns) + len(b.c.conns); n != 2 {
+	if n := a.c.connCount() + b.c.connCount(); n != 2 {
 		t.Fatalf("%d connection ends, want 2 (one connection)", n)
 	}
 }
