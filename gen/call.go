@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync/atomic"
 	"time"
 
 	"github.com/reign-go/reign"
@@ -29,7 +30,9 @@ type Target interface {
 // the reply's type: n, err := gen.Call[int](ctx, node, "ch3", Alloc{}).
 //
 // node is the calling node, on which a name is looked up. If ctx has no
-// deadline, the call waits at most DefaultTimeout. It fails:
+// deadline, the call waits at most DefaultTimeout (a little more, by up to
+// a tenth of a second, when ctx is one that never ends, such as
+// context.Background()). It fails:
 //   - with ErrNoServer if no server is registered under the name;
 //   - with the server's error if HandleCall returned one (wrapping
 //     ErrUnhandled for a request it does not handle);
@@ -45,9 +48,13 @@ func Call[R any, T Target](ctx context.Context, node *reign.Node, to T, req any)
 		return zero, err
 	}
 	if _, ok := ctx.Deadline(); !ok {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, DefaultTimeout)
-		defer cancel()
+		if ctx.Done() == nil { // Background, TODO: share a deadline
+			ctx = defaultDeadline()
+		} else {
+			var cancel context.CancelFunc
+			ctx, cancel = context.WithTimeout(ctx, DefaultTimeout)
+			defer cancel()
+		}
 	}
 	v, err := reign.Call(ctx, addr, req)
 	if err != nil {
@@ -64,6 +71,39 @@ func Call[R any, T Target](ctx context.Context, node *reign.Node, to T, req any)
 		return zero, fmt.Errorf("reign: call %T to %v: the reply is a %T, not a %T", req, addr, v, zero)
 	}
 	return r, nil
+}
+
+// coarse is the window within which calls share one default deadline.
+const coarse = 100 * time.Millisecond
+
+// sharedDeadline is the context that ends DefaultTimeout (plus up to
+// coarse) after the calls of the current window started; nil between
+// windows.
+var sharedDeadline atomic.Pointer[deadlineCtx]
+
+type deadlineCtx struct {
+	ctx    context.Context
+	cancel context.CancelFunc // unused: the context ends at its deadline
+}
+
+// defaultDeadline returns a context that ends at least DefaultTimeout from
+// now, for a Call whose context neither ends nor has a deadline. A context
+// of its own for every call would cost more than a local call (it reads
+// the clock and arms a runtime timer, twice a microsecond on a busy
+// machine), so the calls that start within one coarse window share one,
+// made by the first of them and forgotten when the window ends: a call
+// waits between DefaultTimeout and DefaultTimeout+coarse, and at most
+// DefaultTimeout/coarse of these contexts are pending at any time.
+func defaultDeadline() context.Context {
+	if d := sharedDeadline.Load(); d != nil {
+		return d.ctx
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), DefaultTimeout+coarse)
+	d := &deadlineCtx{ctx: ctx, cancel: cancel}
+	if sharedDeadline.CompareAndSwap(nil, d) {
+		time.AfterFunc(coarse, func() { sharedDeadline.CompareAndSwap(d, nil) })
+	}
+	return ctx
 }
 
 // Cast sends msg to the server to without waiting (gen_server:cast); the

@@ -21,7 +21,7 @@ var places = []struct {
 	nodes func(t *testing.T) (server, client *reign.Node)
 }{
 	{"local", func(t *testing.T) (*reign.Node, *reign.Node) { n := localNode(t); return n, n }},
-	{"remote", testCluster},
+	{"remote", func(t *testing.T) (*reign.Node, *reign.Node) { return testCluster(t) }},
 }
 
 // each runs test in both places, in parallel.

@@ -55,7 +55,7 @@ var testTypes = []any{Incr{}, Get{}, Boom{}, Fail{}, StopMe{}, Idle{}, Nap{}, Ad
 // testCluster starts nodes 1 and 2 of a cluster in this process, talking
 // mutual TLS over 127.0.0.1, and waits until they are connected. They stop
 // when the test ends.
-func testCluster(t *testing.T) (*reign.Node, *reign.Node) {
+func testCluster(t testing.TB) (*reign.Node, *reign.Node) {
 	t.Helper()
 	certDirUsed = true
 	dir, err := certDir()
@@ -101,7 +101,7 @@ func testCluster(t *testing.T) (*reign.Node, *reign.Node) {
 }
 
 // localNode returns a local-only node.
-func localNode(t *testing.T) *reign.Node {
+func localNode(t testing.TB) *reign.Node {
 	t.Helper()
 	n, err := reign.NewNode(reign.Config{})
 	if err != nil {
@@ -111,7 +111,7 @@ func localNode(t *testing.T) *reign.Node {
 }
 
 // serve runs s until the test ends, and waits for it.
-func serve(t *testing.T, s suture.Service) {
+func serve(t testing.TB, s suture.Service) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { defer close(done); _ = s.Serve(ctx) }()
@@ -120,7 +120,7 @@ func serve(t *testing.T, s suture.Service) {
 
 // supervise runs svc under a suture supervisor that restarts it at once,
 // until the test ends.
-func supervise(t *testing.T, svc suture.Service) {
+func supervise(t testing.TB, svc suture.Service) {
 	sup := suture.New("test", suture.Spec{
 		FailureThreshold: 1000, FailureBackoff: time.Millisecond, Timeout: time.Second,
 		EventHook: func(suture.Event) {},
