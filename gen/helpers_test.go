@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -31,11 +32,11 @@ var certDir = sync.OnceValues(func() (string, error) {
 	return dir, err
 })
 
-var certDirUsed bool
+var certDirUsed atomic.Bool
 
 func TestMain(m *testing.M) {
 	code := m.Run()
-	if certDirUsed {
+	if certDirUsed.Load() {
 		if dir, err := certDir(); err == nil {
 			_ = os.RemoveAll(dir)
 		}
@@ -57,7 +58,7 @@ var testTypes = []any{Incr{}, Get{}, Boom{}, Fail{}, StopMe{}, Idle{}, Nap{}, Ad
 // when the test ends.
 func testCluster(t testing.TB) (*reign.Node, *reign.Node) {
 	t.Helper()
-	certDirUsed = true
+	certDirUsed.Store(true)
 	dir, err := certDir()
 	if err != nil {
 		t.Fatal(err)
