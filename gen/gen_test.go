@@ -440,3 +440,46 @@ func TestRestartWhileClientKeepsCalling(t *testing.T) {
 		t.Logf("%d calls succeeded, %d failed at once during restarts", ok.Load(), failed.Load())
 	})
 }
+
+// A shutdown ends the server even while messages keep coming (Receive
+// returns queued messages even when its context is done).
+func TestShutdownWithABusyMailbox(t *testing.T) {
+	t.Parallel()
+	n := localNode(t)
+	c := newCounter()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- gen.New(n, "busy", c).Serve(ctx) }()
+	a := lookup(t, n, "busy", reign.Address{})
+	stop := make(chan struct{})
+	var sent atomic.Int64
+	var wg sync.WaitGroup
+	wg.Go(func() { // slow casts, faster than the server takes them
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+				if a.Send(Nap{D: int64(time.Millisecond)}) == nil {
+					sent.Add(1)
+				}
+			}
+		}
+	})
+	defer func() { close(stop); wg.Wait() }()
+	eventually(t, func() error {
+		if sent.Load() < 1000 {
+			return errors.New("the casts are not sent")
+		}
+		return nil
+	})
+	cancel()
+	select {
+	case err := <-done:
+		if !errors.Is(err, context.Canceled) {
+			t.Fatalf("Serve = %v", err)
+		}
+	case <-time.After(testTimeout):
+		t.Fatal("a busy server did not shut down")
+	}
+}

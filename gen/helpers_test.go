@@ -186,7 +186,7 @@ type (
 	Fail     struct{}             // call: reply errFail
 	StopMe   struct{ Why string } // call: reply "bye", stop with Why ("" = normal)
 	Idle     struct{ D int64 }    // call: set the idle timeout to D ns
-	Nap      struct{ D int64 }    // call: sleep D ns, then reply (to show late replies)
+	Nap      struct{ D int64 }    // call or cast: sleep D ns (then reply, to show late replies)
 	Later    struct{}             // call: reply later, from another goroutine
 	Unknown  struct{}             // a call the server does not handle
 	Add      struct{ N int }      // cast: add N
@@ -256,6 +256,9 @@ func (c *counter) HandleCast(p *gen.Process, msg any) error {
 		return nil
 	case CastFail:
 		return errCast
+	case Nap:
+		time.Sleep(time.Duration(m.D))
+		return nil
 	}
 	return gen.ErrUnhandled
 }

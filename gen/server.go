@@ -179,6 +179,9 @@ func (s *Service) Serve(ctx context.Context) (err error) {
 	}
 	p.started = true
 	for !p.stopping {
+		if err := ctx.Err(); err != nil { // a busy mailbox does not delay a shutdown
+			return err
+		}
 		msg, err := s.receive(ctx, p, mb)
 		if err != nil {
 			return err
