@@ -161,3 +161,17 @@ func TestRegisterTypeSeveral(t *testing.T) {
 		t.Fatalf("RegisterType(nil, chan) = %v, want both failures", err)
 	}
 }
+
+// A MailboxClosed sent on as a message decodes on another node, without
+// its Err.
+func TestMailboxClosedWithErrCrossesAsAMessage(t *testing.T) {
+	t.Parallel()
+	for _, codec := range testCodecs {
+		n1, n2 := codecNode(t, 1, codec), codecNode(t, 2, codec)
+		a, _ := newTestMailbox(t, n1)
+		got := roundTrip(t, n1, n2, MailboxClosed{Address: a, Reason: Abnormal, Err: errTestCause})
+		if mc, ok := got.(MailboxClosed); !ok || mc.Reason != Abnormal || mc.Err != nil || mc.Address != n2.BindAddress(a) {
+			t.Errorf("%s: got %#v", codec.Name(), got)
+		}
+	}
+}

@@ -69,10 +69,12 @@ func itoa(i int) string {
 // was closed with (CloseWithError): the very error value when the mailbox
 // is on the watcher's node, so errors.Is and errors.As work on it, and a
 // *RemoteError carrying its text when the mailbox was on another node.
+// (A MailboxClosed a program sends on to another node as a message loses
+// its Err there: an error value has no encoding.)
 type MailboxClosed struct {
 	Address Address // the mailbox that closed
 	Reason  Reason  // why
-	Err     error   // the cause of an Abnormal close; nil otherwise
+	Err     error   `msgpack:"-" json:"-"` // the cause of an Abnormal close; nil otherwise
 }
 
 // RemoteError is an error that crossed from another node as its text: the
