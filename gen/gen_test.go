@@ -138,24 +138,6 @@ func TestCallTimeout(t *testing.T) {
 	}
 }
 
-// Without a deadline on ctx, Call waits DefaultTimeout: checked with a
-// server that never answers, since the 5 s are the contract.
-func TestCallDefaultTimeout(t *testing.T) {
-	if testing.Short() {
-		t.Skip("waits 5 s")
-	}
-	t.Parallel()
-	n := localNode(t)
-	a, mb := n.NewMailbox() // takes the call, never replies
-	defer mb.Close()
-	start := time.Now()
-	_, err := gen.Call[int](context.Background(), n, a, Get{})
-	d := time.Since(start)
-	if !errors.Is(err, context.DeadlineExceeded) || d < gen.DefaultTimeout || d > gen.DefaultTimeout+2*time.Second {
-		t.Fatalf("Call without a deadline = %v after %v, want DeadlineExceeded after %v", err, d, gen.DefaultTimeout)
-	}
-}
-
 func TestPanicFailsCallerAndMonitorsAndRestarts(t *testing.T) {
 	each(t, func(t *testing.T, sn, cn *reign.Node, remote bool) {
 		c := newCounter()
