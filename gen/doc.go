@@ -16,7 +16,7 @@
 //	{reply, R, S, Timeout}          SetTimeout(d) in the handler: HandleInfo(Timeout{})
 //	{noreply, S} + gen_server:reply DeferReply, then Request.Reply
 //	{stop, Reason, Reply, S}        Stop(reason) in the handler, then return the reply
-//	erlang:send_after / cancel_timer SendAfter / CancelTimer; Process.SendAfter for self
+//	erlang:send_after, cancel_timer SendAfter, CancelTimer; Process.SendAfter to self
 //
 // # The callbacks
 //
@@ -52,7 +52,8 @@
 //   - Serve's context ends (the supervisor shuts it down).
 //
 // Then Terminate runs with the reason, and the mailbox is closed with it
-// (reign.Mailbox.CloseWithError): calls in flight fail at once with an
+// (reign.Mailbox.CloseWithError; a shutdown or a normal stop closes it
+// normally): calls in flight fail at once with an
 // error that wraps reign.ErrMailboxClosed and the reason, monitors get a
 // reign.MailboxClosed with Reason Abnormal and Err set to it (across nodes,
 // its text), and the name is released. Serve returns the reason, so a
