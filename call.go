@@ -3,6 +3,7 @@ package reign
 import (
 	"context"
 	"fmt"
+	"reflect"
 )
 
 // Request is what Call delivers to a server's mailbox: the body of the call
@@ -31,18 +32,33 @@ func (r Request) ReplyTo() Address { return r.replyTo }
 // reply already) is discarded, never left in any mailbox; locally Reply
 // then returns an error wrapping ErrMailboxClosed. v travels to another
 // node like any message: its type must be registered on both nodes.
+//
+// v may be an error: the caller's Call then returns it as its error (the
+// Go form of Erlang's {error, Reason} reply). To a caller on this node the
+// error goes as it is; to one on another node, an error whose type is not
+// registered goes as a *RemoteError carrying its text, so replying with
+// fmt.Errorf(...) or a sentinel works across nodes.
 func (r Request) Reply(v any) error {
-	if r.replyTo.n == nil {
+	n := r.replyTo.n
+	if n == nil {
 		return r.replyTo.unboundErr()
 	}
-	return r.replyTo.n.send(r.replyTo, callReply{ref: r.ref, value: v})
+	if err, ok := v.(error); ok && r.replyTo.node != n.id && n.types.forType(reflect.TypeOf(v)) == nil {
+		v = &RemoteError{Text: err.Error()}
+	}
+	return n.send(r.replyTo, callReply{ref: r.ref, value: v})
 }
 
 // Call sends Request{Body: body} to server and waits for the value the
-// server passes to Reply, the way gen_server:call does.
+// server passes to Reply, the way gen_server:call does. If that value is an
+// error, Call returns it as its error, with a nil value (as net/rpc
+// returns a server's error); across nodes it is a *RemoteError with the
+// text, unless its type is registered on both nodes.
 //
 // It fails fast, with an error wrapping ErrMailboxClosed, if server's
-// mailbox is closed or closes before replying, and with one wrapping
+// mailbox is closed or closes before replying (if it was closed with
+// CloseWithError, the error wraps that cause too, so errors.Is finds it
+// locally, and across nodes its text arrives), and with one wrapping
 // ErrNodeUnreachable if server's node is or becomes unreachable. ctx bounds
 // the wait; when it ends, Call returns ctx.Err() and a reply that comes
 // later is discarded. Call works across nodes: Request is always
@@ -77,10 +93,16 @@ func Call(ctx context.Context, server Address, body any) (any, error) {
 	}
 	switch m := v.(type) {
 	case callReply:
+		if err, ok := m.value.(error); ok {
+			return nil, err
+		}
 		return m.value, nil
 	case MailboxClosed:
 		if m.Reason == NoConnection || m.Reason == NodeShutdown {
 			return nil, fmt.Errorf("%w: server %v lost before replying (%v)", ErrNodeUnreachable, server, m.Reason)
+		}
+		if m.Err != nil {
+			return nil, fmt.Errorf("%w: server %v exited before replying: %w", ErrMailboxClosed, server, m.Err)
 		}
 		return nil, fmt.Errorf("%w: server %v closed (%v) before replying", ErrMailboxClosed, server, m.Reason)
 	}

@@ -187,7 +187,7 @@ var builtinTypes = []any{
 	uint(0), uint8(0), uint16(0), uint32(0), uint64(0),
 	float32(0), float64(0),
 	[]string(nil), map[string]string(nil), map[string]any(nil), []any(nil),
-	Address{}, MailboxClosed{}, MultipleClaim{},
+	Address{}, MailboxClosed{}, MultipleClaim{}, (*RemoteError)(nil),
 }
 
 // typeName is the name a type is registered under by default: its package

@@ -13,10 +13,14 @@
 //
 // Address.OnCloseNotify is a monitor: the watcher receives a MailboxClosed
 // message when the mailbox closes, or when its node is lost (reason
-// NoConnection) or shuts down (NodeShutdown). Call is gen_server:call: a
-// request and its reply, failing fast when the server dies. Node.Register
-// and Node.Lookup are a cluster-wide registry of names, the usual way to get
-// a first Address on another node (Erlang's global).
+// NoConnection) or shuts down (NodeShutdown); Mailbox.CloseWithError closes
+// a mailbox with a cause (an Erlang exit reason), which its watchers get
+// in MailboxClosed.Err with reason Abnormal. Call is gen_server:call: a
+// request and its reply (an error reply is Call's error), failing fast,
+// with the cause, when the server dies. Node.Register and Node.Lookup are
+// a cluster-wide registry of names, the usual way to get a first Address
+// on another node (Erlang's global). Package gen, in this module, builds
+// OTP's gen_server behaviour on these.
 //
 // # Why
 //

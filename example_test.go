@@ -124,16 +124,19 @@ func ExampleCall() {
 	}
 	n, _ := reign.Call(ctx, server, "get")
 	fmt.Println("get ->", n)
+	_, err := reign.Call(ctx, server, "what") // an error reply is Call's error
+	fmt.Println("what ->", err)
 
 	serverBox.Close()
 	<-done
-	_, err := reign.Call(ctx, server, "get")
+	_, err = reign.Call(ctx, server, "get")
 	fmt.Println("after close:", errors.Is(err, reign.ErrMailboxClosed))
 	// Output:
 	// incr -> 1
 	// incr -> 2
 	// incr -> 3
 	// get -> 3
+	// what -> unknown request what
 	// after close: true
 }
 

@@ -1,5 +1,7 @@
 package reign
 
+import "unicode/utf8"
+
 // Reason says why a mailbox is reported closed in a MailboxClosed.
 type Reason uint8
 
@@ -16,6 +18,10 @@ const (
 	// NoProc: no such mailbox was ever open: the Address is from an earlier
 	// run of its node, or was never valid. Erlang's noproc.
 	NoProc
+	// Abnormal: the mailbox was closed with CloseWithError and a non-nil
+	// cause, which MailboxClosed.Err carries: an Erlang exit with a reason
+	// other than normal (a crash, an error, a stop with a reason).
+	Abnormal
 )
 
 var reasonNames = [...]string{
@@ -23,6 +29,7 @@ var reasonNames = [...]string{
 	NoConnection: "noconnection",
 	NodeShutdown: "nodeshutdown",
 	NoProc:       "noproc",
+	Abnormal:     "abnormal",
 }
 
 // String returns the reason's Erlang-style name, such as "noconnection".
@@ -57,9 +64,73 @@ func itoa(i int) string {
 
 // MailboxClosed is the message an Address registered with OnCloseNotify
 // receives when the watched mailbox closes or becomes unreachable.
+//
+// Err is nil unless Reason is Abnormal; then it is the cause the mailbox
+// was closed with (CloseWithError): the very error value when the mailbox
+// is on the watcher's node, so errors.Is and errors.As work on it, and a
+// *RemoteError carrying its text when the mailbox was on another node.
+// (A MailboxClosed a program sends on to another node as a message loses
+// its Err there: an error value has no encoding.)
 type MailboxClosed struct {
 	Address Address // the mailbox that closed
 	Reason  Reason  // why
+	Err     error   `msgpack:"-" json:"-"` // the cause of an Abnormal close; nil otherwise
+}
+
+// RemoteError is an error that crossed from another node as its text: the
+// cause of an abnormal close of a remote mailbox (MailboxClosed.Err, and so
+// a failed Call), or an error a remote server passed to Request.Reply
+// whose type is not registered on its node. Its Error is the original
+// text, unchanged (it need not start with "reign: "). Like net/rpc's
+// ServerError, it keeps the text but not the identity of the error:
+// errors.Is against the original sentinel does not hold across nodes.
+// Register an error type on both nodes to send it as a value instead.
+type RemoteError struct {
+	Text string // the error's text on the node where it happened
+}
+
+// Error returns the original error's text.
+func (e *RemoteError) Error() string { return e.Text }
+
+// MaxExitText bounds the text of an exit cause that travels to another
+// node (in a Closed frame): longer texts are cut to this many bytes, at a
+// character boundary.
+const MaxExitText = 1024
+
+// exitText is the text of an abnormal close's cause as it travels to
+// another node: "" for a normal close. The connection code puts it in the
+// Closed frame it sends for mc (see sendClosedRemote).
+func exitText(err error) string {
+	if err == nil {
+		return ""
+	}
+	s := err.Error()
+	if s == "" {
+		s = "reign: abnormal exit with an empty error text"
+	}
+	if len(s) > MaxExitText {
+		i := MaxExitText
+		for i > 0 && !utf8.RuneStart(s[i]) {
+			i--
+		}
+		s = s[:i]
+	}
+	return s
+}
+
+// exitCause is MailboxClosed.Err for a Closed frame received from a peer
+// with reason r and error text text: nil unless r is Abnormal, else a
+// *RemoteError with the text (or, from a peer that sent none, a text
+// saying so). The connection code calls it when it builds the
+// MailboxClosed of a Closed frame (see closedReceived).
+func exitCause(r Reason, text string) error {
+	if r != Abnormal {
+		return nil
+	}
+	if text == "" {
+		text = "reign: abnormal exit (its node sent no cause)"
+	}
+	return &RemoteError{Text: text}
 }
 
 // OnCloseNotify asks that notify receive a MailboxClosed when the mailbox
@@ -144,12 +215,17 @@ func (n *Node) closedReason(a Address) Reason {
 	return NoProc
 }
 
-// mailboxClosed tells a closed mailbox's watchers and releases its names.
-func (n *Node) mailboxClosed(a Address, links map[Address]struct{}) {
+// mailboxClosed tells a closed mailbox's watchers, with cause err (nil: a
+// normal close), and releases its names.
+func (n *Node) mailboxClosed(a Address, links map[Address]struct{}, err error) {
+	mc := MailboxClosed{Address: a, Reason: Normal}
+	if err != nil {
+		mc.Reason, mc.Err = Abnormal, err
+	}
 	remote := false
 	for notify := range links {
 		remote = remote || notify.node != n.id
-		n.notifyClosed(notify, MailboxClosed{Address: a, Reason: Normal})
+		n.notifyClosed(notify, mc)
 	}
 	n.reg.releaseMailbox(a)
 	if remote {
@@ -162,6 +238,11 @@ func (n *Node) mailboxClosed(a Address, links map[Address]struct{}) {
 func (n *Node) notifyClosed(notify Address, mc MailboxClosed) {
 	if notify.IsZero() {
 		return
+	}
+	if mc.Reason == Abnormal && mc.Err == nil {
+		// from a peer whose Closed frame carried no text (the wire has
+		// no field for it yet): Err is never nil for an Abnormal close
+		mc.Err = exitCause(Abnormal, "")
 	}
 	if notify.node == n.id {
 		if notify.n == nil {

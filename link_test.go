@@ -149,7 +149,8 @@ func TestReasonString(t *testing.T) {
 		NodeShutdown: "nodeshutdown",
 		NoProc:       "noproc",
 		Reason(200):  "reason(200)",
-		Reason(4):    "reason(4)",
+		Abnormal:     "abnormal",
+		Reason(5):    "reason(5)",
 	} {
 		if got := r.String(); got != want {
 			t.Errorf("Reason(%d).String() = %q, want %q", uint8(r), got, want)

@@ -404,8 +404,17 @@ func (m *Mailbox) cancelWait(w *waiter, match func(any) bool, err error) (any, e
 // it fail (locally with ErrMailboxClosed), receivers waiting on it return
 // ErrMailboxClosed, every Address registered with OnCloseNotify receives a
 // MailboxClosed with reason Normal, and its registry names are released.
-// Close is idempotent.
-func (m *Mailbox) Close() {
+// Close is idempotent. It is CloseWithError(nil).
+func (m *Mailbox) Close() { m.CloseWithError(nil) }
+
+// CloseWithError closes the mailbox as Close does, with a cause, as
+// io.PipeWriter.CloseWithError does: the Erlang process's exit reason. A
+// nil err is a normal close. A non-nil err is an abnormal one: watchers
+// receive a MailboxClosed with reason Abnormal and Err set to err (on
+// another node, a *RemoteError with its text), and a Call waiting on this
+// mailbox fails with an error that wraps both ErrMailboxClosed and err.
+// Only the first Close or CloseWithError has an effect.
+func (m *Mailbox) CloseWithError(err error) {
 	m.mu.Lock()
 	if m.isClosed() {
 		m.mu.Unlock()
@@ -420,5 +429,5 @@ func (m *Mailbox) Close() {
 
 	m.n.table.remove(m.id)
 	wakeAll(w)
-	m.n.mailboxClosed(m.Address(), links)
+	m.n.mailboxClosed(m.Address(), links, err)
 }

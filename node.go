@@ -2,6 +2,7 @@ package reign
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
@@ -180,15 +181,24 @@ func (n *Node) NewMailbox() (Address, *Mailbox) {
 	return m.Address(), m
 }
 
-// RegisterType registers the type of v (for example RegisterType(Ping{}))
-// as a message type that can cross between this node and others, under its
-// default name: its package path and type name. Every node that sends or
+// RegisterType registers the type of each v (for example
+// RegisterType(Ping{}, Pong{})) as a message type that can cross between
+// this node and others, under its default name: its package path and type name. Every node that sends or
 // receives the type must register it, each for itself: there is no global
 // registration. Registering the same type again does nothing. Strings,
 // numbers, []byte, bool, Address, MailboxClosed and MultipleClaim are
 // registered already. Messages sent only between mailboxes of one node need
-// no registration.
-func (n *Node) RegisterType(v any) error { return n.types.register("", v) }
+// no registration. Every value is tried; the error joins the failures, each
+// naming its type.
+func (n *Node) RegisterType(vs ...any) error {
+	var errs []error
+	for _, v := range vs {
+		if err := n.types.register("", v); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
 
 // RegisterTypeName is RegisterType with an explicit wire name, for a type
 // that is named differently in the programs of different nodes.

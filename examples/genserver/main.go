@@ -1,22 +1,24 @@
-// Command genserver is an Erlang gen_server ported to Go with reign: a
-// bank account server on node 1, supervised by suture, called from node 2.
+// Command genserver is an Erlang gen_server ported to Go with reign's gen
+// package: a bank account server on node 1, supervised by suture, called
+// from node 2.
 //
 //	go run ./examples/genserver
 //
 // It starts two nodes in this process (mutual TLS over 127.0.0.1, with
 // throwaway certificates), and prints a transcript of:
 //
-//   - handle_call: GetBalance and Withdraw through reign.Call; a refused
-//     withdrawal is an error returned as a reply value, as {error, Reason};
-//   - handle_cast: Deposit and Watch sent with Address.Send, no reply;
-//   - handle_info: a MailboxClosed from a watched client (a monitor), in
-//     the same receive loop;
-//   - a timeout (receive ... after): when the account has been idle for
-//     IdleTimeout, the server saves the balance to its journal;
+//   - handle_call: GetBalance and Withdraw through gen.Call; a refused
+//     withdrawal is an error reply ({reply, {error, Reason}, S}), which
+//     the caller's Call returns as its error;
+//   - handle_cast: Deposit and Watch sent with gen.Cast, no reply;
+//   - handle_info: a MailboxClosed from a watched client (a monitor);
+//   - a timeout ({noreply, S, Timeout}): when the account has been idle for
+//     IdleTimeout with unsaved changes, the server saves the balance to its
+//     journal;
 //   - a crash: a Poison call panics the server; the caller's Call fails at
 //     once with ErrMailboxClosed (the EXIT of the call in flight), suture
 //     restarts the server, which re-registers "bank" and reloads the
-//     journal; the client looks the name up again and carries on.
+//     journal; the client calls the name again and carries on.
 //
 // docs/porting-gen_server.md explains the correspondence.
 package main
@@ -34,6 +36,7 @@ import (
 	"time"
 
 	"github.com/reign-go/reign"
+	"github.com/reign-go/reign/gen"
 	"github.com/reign-go/reign/internal/certs"
 	"github.com/thejerf/suture/v4"
 )
@@ -51,30 +54,25 @@ func main() {
 const serverName = "bank"
 
 // IdleTimeout is how long the account may have unsaved changes before the
-// server saves them (the After of its receive).
+// server saves them.
 const IdleTimeout = 300 * time.Millisecond
 
-// Calls: handle_call. Each is the Body of a reign.Request; the reply is a
-// Balance.
+// Calls: handle_call. The reply is a Balance, or an error.
 type (
 	GetBalance struct{}
 	Withdraw   struct{ Amount int64 }
 	Poison     struct{} // makes the server crash, to show supervision
 )
 
-// Casts: handle_cast. Sent with Address.Send; no reply.
+// Casts: handle_cast.
 type (
 	Deposit struct{ Amount int64 }
 	// Watch asks the server to monitor Client and say when it goes away.
 	Watch struct{ Client reign.Address }
 )
 
-// Balance is the reply to every call: {ok, Amount} or {error, Err}.
-// Errors travel as values: an error interface cannot cross the wire.
-type Balance struct {
-	Amount int64
-	Err    string
-}
+// Balance is the reply to every successful call.
+type Balance struct{ Amount int64 }
 
 // messageTypes are registered on both nodes: every type that crosses.
 var messageTypes = []any{GetBalance{}, Withdraw{}, Poison{}, Deposit{}, Watch{}, Balance{}}
@@ -97,95 +95,89 @@ func (j *journal) save(b int64) {
 	j.balance = b
 }
 
-// bank is the gen_server. It is a suture.Service: Serve is init, the
-// receive loop and (deferred) terminate; its state lives in Serve's local
-// variables, so a restart starts afresh from the journal.
+// bank is the gen_server: its state is balance and dirty, rebuilt by Init
+// from the journal at every (re)start.
 type bank struct {
-	node    *reign.Node
 	journal *journal
 	say     func(format string, args ...any)
+	balance int64
+	dirty   bool // changes since the last save
 }
 
-func (b *bank) String() string { return "bank" }
+func (b *bank) Init(p *gen.Process) error {
+	b.balance, b.dirty = b.journal.load(), false
+	b.say("server: init: registered %q as %v, balance %d from the journal", serverName, p.Self(), b.balance)
+	return nil
+}
 
-func (b *bank) Serve(ctx context.Context) error {
-	// init/1
-	self, mb := b.node.NewMailbox()
-	defer func() {
-		// terminate/2. On a panic it runs too, while suture recovers the
-		// panic: closing the mailbox fails the calls in flight at once and
-		// releases the name.
-		b.say("server: terminate: closing %v", self)
-		mb.Close()
-	}()
-	balance := b.journal.load()
-	if err := b.node.Register(serverName, self); err != nil {
-		return err
+func (b *bank) HandleCall(p *gen.Process, req any) (any, error) {
+	defer b.idle(p)
+	switch r := req.(type) {
+	case GetBalance:
+		b.say("server: handle_call GetBalance -> %d", b.balance)
+		return Balance{b.balance}, nil
+	case Withdraw:
+		if r.Amount > b.balance {
+			b.say("server: handle_call Withdraw %d -> error: insufficient funds", r.Amount)
+			return nil, fmt.Errorf("insufficient funds: balance %d", b.balance)
+		}
+		b.balance -= r.Amount
+		b.dirty = true
+		b.say("server: handle_call Withdraw %d -> %d", r.Amount, b.balance)
+		return Balance{b.balance}, nil
+	case Poison:
+		b.say("server: handle_call Poison: crashing")
+		panic("bank: poison message")
 	}
-	b.say("server: init: registered %q as %v, balance %d from the journal", serverName, self, balance)
-	dirty := false
+	return nil, gen.ErrUnhandled
+}
 
-	for {
-		// receive ... after IdleTimeout -> save (only while there is
-		// something to save; otherwise wait forever, like hibernate).
-		wait, cancel := ctx, context.CancelFunc(func() {})
-		if dirty {
-			wait, cancel = context.WithTimeout(ctx, IdleTimeout)
-		}
-		msg, err := mb.Receive(wait)
-		cancel()
-		switch {
-		case err == nil:
-		case ctx.Err() != nil:
-			b.journal.save(balance)
-			b.say("server: shutting down, balance %d saved", balance)
-			return ctx.Err()
-		case errors.Is(err, context.DeadlineExceeded):
-			b.journal.save(balance)
-			dirty = false
-			b.say("server: timeout: idle for %v, balance %d saved to the journal", IdleTimeout, balance)
-			continue
-		default:
-			return err
-		}
-
-		switch m := msg.(type) {
-		case reign.Request: // handle_call
-			switch body := m.Body.(type) {
-			case GetBalance:
-				b.say("server: handle_call GetBalance -> %d", balance)
-				_ = m.Reply(Balance{Amount: balance})
-			case Withdraw:
-				if body.Amount > balance {
-					b.say("server: handle_call Withdraw %d -> error: insufficient funds", body.Amount)
-					_ = m.Reply(Balance{Amount: balance, Err: "insufficient funds"})
-					break
-				}
-				balance -= body.Amount
-				dirty = true
-				b.say("server: handle_call Withdraw %d -> %d", body.Amount, balance)
-				_ = m.Reply(Balance{Amount: balance})
-			case Poison:
-				b.say("server: handle_call Poison: crashing")
-				panic("bank: poison message")
-			default:
-				_ = m.Reply(Balance{Amount: balance, Err: fmt.Sprintf("unknown call %T", body)})
-			}
-		case Deposit: // handle_cast
-			balance += m.Amount
-			dirty = true
-			b.say("server: handle_cast Deposit %d -> %d", m.Amount, balance)
-		case Watch: // handle_cast: erlang:monitor(process, Client)
-			m.Client.OnCloseNotify(self)
-			b.say("server: handle_cast Watch %v", m.Client)
-		case reign.MailboxClosed: // handle_info: {'DOWN', Ref, process, Pid, Reason}
-			b.say("server: handle_info: client %v went away (%v)", m.Address, m.Reason)
-		case reign.MultipleClaim: // handle_info: another node claims "bank" too
-			b.say("server: handle_info: %q is claimed elsewhere too", m.Name)
-		default:
-			b.say("server: handle_info: unexpected %T, ignored", m)
-		}
+func (b *bank) HandleCast(p *gen.Process, msg any) error {
+	defer b.idle(p)
+	switch m := msg.(type) {
+	case Deposit:
+		b.balance += m.Amount
+		b.dirty = true
+		b.say("server: handle_cast Deposit %d -> %d", m.Amount, b.balance)
+	case Watch: // erlang:monitor(process, Client)
+		m.Client.OnCloseNotify(p.Self())
+		b.say("server: handle_cast Watch %v", m.Client)
+	default:
+		return gen.ErrUnhandled
 	}
+	return nil
+}
+
+func (b *bank) HandleInfo(p *gen.Process, msg any) error {
+	defer b.idle(p)
+	switch m := msg.(type) {
+	case gen.Timeout:
+		b.journal.save(b.balance)
+		b.dirty = false
+		b.say("server: timeout: idle for %v, balance %d saved to the journal", IdleTimeout, b.balance)
+	case reign.MailboxClosed: // {'DOWN', Ref, process, Pid, Reason}
+		b.say("server: handle_info: client %v went away (%v)", m.Address, m.Reason)
+	case reign.MultipleClaim:
+		b.say("server: handle_info: %q is claimed elsewhere too", m.Name)
+	}
+	return nil
+}
+
+// idle sets the idle timeout while there is something to save; otherwise
+// the server waits for its next message without one (as hibernate).
+func (b *bank) idle(p *gen.Process) {
+	if b.dirty {
+		p.SetTimeout(IdleTimeout)
+	}
+}
+
+func (b *bank) Terminate(p *gen.Process, reason error) {
+	if errors.Is(reason, context.Canceled) {
+		b.journal.save(b.balance)
+		b.say("server: shutting down, balance %d saved", b.balance)
+		return
+	}
+	b.say("server: terminate: %v", reason)
 }
 
 // run is the program; it writes the transcript to out.
@@ -212,24 +204,18 @@ func run(ctx context.Context, out io.Writer) (err error) {
 	}()
 
 	// Node 1: the node and the bank under one supervisor (a *Node is a
-	// suture.Service too). A quick restart: FailureBackoff matters only
-	// after FailureThreshold failures.
+	// suture.Service too).
 	sup := suture.New("bank-supervisor", suture.Spec{
 		EventHook: func(e suture.Event) {
-			switch e := e.(type) {
-			case suture.EventServicePanic:
-				say("supervisor: %s panicked (%s); restarting: %v", e.ServiceName, e.PanicMsg, e.Restarting)
-			case suture.EventServiceTerminate:
-				say("supervisor: %s terminated: %v; restarting: %v", e.ServiceName, e.Err, e.Restarting)
-			default:
-				say("supervisor: %v", e)
+			if e, ok := e.(suture.EventServiceTerminate); ok {
+				say("supervisor: %s terminated (%v); restarting: %v", e.ServiceName, e.Err, e.Restarting)
 			}
 		},
 		FailureBackoff: 100 * time.Millisecond,
 		Timeout:        2 * time.Second,
 	})
 	sup.Add(server)
-	sup.Add(&bank{node: server, journal: &journal{}, say: say})
+	sup.Add(gen.New(server, serverName, &bank{journal: &journal{}, say: say}))
 	wg.Add(2)
 	go func() { defer wg.Done(); _ = sup.Serve(ctx) }()
 	// Node 2: just the node.
@@ -248,34 +234,21 @@ func run(ctx context.Context, out io.Writer) (err error) {
 			}
 		}
 	}
-	call := func(srv reign.Address, body any) (Balance, error) {
-		cctx, cancel := context.WithTimeout(ctx, 2*time.Second)
-		defer cancel()
-		v, err := reign.Call(cctx, srv, body)
-		if err != nil {
-			return Balance{}, err
-		}
-		b, ok := v.(Balance)
-		if !ok {
-			return Balance{}, fmt.Errorf("reply %T, want Balance", v)
-		}
-		return b, nil
-	}
-	mustCall := func(srv reign.Address, body any) (Balance, error) {
-		b, err := call(srv, body)
-		if err != nil {
+	call := func(body any) (Balance, error) {
+		b, err := gen.Call[Balance](ctx, client, serverName, body)
+		if err != nil && !errors.As(err, new(*reign.RemoteError)) {
 			return b, fmt.Errorf("call %T: %w", body, err)
 		}
-		if b.Err != "" {
-			say("client: call %s -> error: %s (balance %d)", show(body), b.Err, b.Amount)
+		if err != nil {
+			say("client: call %s -> error: %v", show(body), err)
 		} else {
 			say("client: call %s -> balance %d", show(body), b.Amount)
 		}
 		return b, nil
 	}
-	cast := func(srv reign.Address, msg any) error {
+	cast := func(msg any) error {
 		say("client: cast %s", show(msg))
-		return srv.Send(msg)
+		return gen.Cast(client, serverName, msg)
 	}
 
 	srv, err := lookup(reign.Address{})
@@ -285,19 +258,19 @@ func run(ctx context.Context, out io.Writer) (err error) {
 	say("client: node %d found %q at %v (on node %d)", client.ID(), serverName, srv, srv.NodeID())
 
 	steps := []func() error{
-		func() error { _, err := mustCall(srv, GetBalance{}); return err },
-		func() error { return cast(srv, Deposit{Amount: 100}) },
-		func() error { _, err := mustCall(srv, Withdraw{Amount: 30}); return err },
-		func() error { _, err := mustCall(srv, Withdraw{Amount: 500}); return err },
+		func() error { _, err := call(GetBalance{}); return err },
+		func() error { return cast(Deposit{Amount: 100}) },
+		func() error { _, err := call(Withdraw{Amount: 30}); return err },
+		func() error { _, err := call(Withdraw{Amount: 500}); return err },
 		func() error {
 			// A short-lived client session the server monitors.
 			session, mb := client.NewMailbox()
-			if err := cast(srv, Watch{Client: session}); err != nil {
+			if err := cast(Watch{Client: session}); err != nil {
 				return err
 			}
 			// The reply proves the server has handled Watch (and so set
 			// up its monitor) before the session closes.
-			if _, err := mustCall(srv, GetBalance{}); err != nil {
+			if _, err := call(GetBalance{}); err != nil {
 				return err
 			}
 			say("client: closing session %v", session)
@@ -313,9 +286,9 @@ func run(ctx context.Context, out io.Writer) (err error) {
 				return ctx.Err()
 			}
 		},
-		func() error { return cast(srv, Deposit{Amount: 5}) },
+		func() error { return cast(Deposit{Amount: 5}) },
 		func() error {
-			_, err := call(srv, Poison{})
+			_, err := gen.Call[Balance](ctx, client, serverName, Poison{})
 			if !errors.Is(err, reign.ErrMailboxClosed) {
 				return fmt.Errorf("call Poison: got %v, want an error wrapping ErrMailboxClosed", err)
 			}
@@ -324,20 +297,22 @@ func run(ctx context.Context, out io.Writer) (err error) {
 			return nil
 		},
 		func() error {
+			// gen.Call looks the name up at each call; wait until the
+			// restarted server's claim has reached this node
 			old := srv
 			var err error
 			if srv, err = lookup(old); err != nil {
 				return err
 			}
-			say("client: looked %q up again: %v (was %v)", serverName, srv, old)
-			b, err := mustCall(srv, GetBalance{})
+			say("client: %q is now %v (was %v)", serverName, srv, old)
+			b, err := call(GetBalance{})
 			if err != nil {
 				return err
 			}
 			say("client: the restarted server reloaded %d from its journal; the unsaved deposit of 5 died with it", b.Amount)
 			return nil
 		},
-		func() error { _, err := mustCall(srv, Withdraw{Amount: 20}); return err },
+		func() error { _, err := call(Withdraw{Amount: 20}); return err },
 	}
 	for _, step := range steps {
 		if err := step(); err != nil {

@@ -29,7 +29,7 @@ func TestTranscript(t *testing.T) {
 		`client: call GetBalance{} -> balance 0`,
 		`server: handle_cast Deposit 100 -> 100`,
 		`client: call Withdraw{Amount:30} -> balance 70`,
-		`client: call Withdraw{Amount:500} -> error: insufficient funds (balance 70)`,
+		`client: call Withdraw{Amount:500} -> error: insufficient funds: balance 70`,
 		`server: handle_cast Watch <2.`,
 		`server: handle_info: client <2.`,
 		`server: timeout: idle for 300ms, balance 70 saved to the journal`,
@@ -49,7 +49,7 @@ func TestTranscript(t *testing.T) {
 		rest = rest[i+len(w):]
 	}
 	for _, w := range []string{
-		"supervisor: bank panicked (bank: poison message); restarting: true",
+		`supervisor: bank terminated (reign: server "bank" panicked: bank: poison message); restarting: true`,
 		"went away (normal)",
 		"client:   errors.Is(err, reign.ErrMailboxClosed) = true",
 	} {
