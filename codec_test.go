@@ -464,9 +464,9 @@ func TestDecodeTooDeep(t *testing.T) {
 			wrap := func(prefix, suffix string, inner []byte) []byte {
 				return append(append([]byte(prefix), inner...), suffix...)
 			}
-			holder, end := `{"V":`, "}"
+			holder, end, unknown := `{"V":`, "}", `{"N":1,"Zzz":`
 			if codec.Name() != "json" {
-				holder, end = "\x81\xa1V", ""
+				holder, end, unknown = "\x81\xa1V", "", "\x82\xa1N\x01\xa3Zzz"
 			}
 			for _, typ := range []any{[]any(nil), testHolder{}, map[string]any(nil), testList{}, testPing{}, "", []string(nil)} {
 				info := n.types.forType(reflect.TypeOf(typ))
@@ -476,6 +476,14 @@ func TestDecodeTooDeep(t *testing.T) {
 						t.Fatalf("%s, %d bytes nested: %v, %v; want ErrDecode and ErrTooDeep", info.name, len(data), v, err)
 					}
 				}
+			}
+			// in a field the type does not have, which the decoder skips
+			ping := n.types.forType(reflect.TypeFor[testPing]())
+			if _, err := n.decodeMessage(ping, wrap(unknown, end, deep(MaxDecodeDepth))); !errors.Is(err, ErrTooDeep) {
+				t.Fatalf("nested in an unknown field: %v, want ErrTooDeep", err)
+			}
+			if v, err := n.decodeMessage(ping, wrap(unknown, end, deep(MaxDecodeDepth-1))); err != nil || v.(testPing).N != 1 {
+				t.Fatalf("nested to the bound in an unknown field: %v, %v", v, err)
 			}
 			// At the bound: decodes.
 			for _, typ := range []any{[]any(nil), testHolder{}} {
