@@ -29,9 +29,9 @@ import (
 // A plain struct type is a struct whose fields are all exported, none
 // embedded and none with a msgpack struct tag, each of them a bool, an
 // integer, a float, a string, a []byte, an Address (the Special type) or a
-// plain struct, nested at most MaxDepth deep, with
-// no type involved implementing any of msgpack's or encoding's marshaling
-// interfaces. Every other type goes through the library unchanged.
+// plain struct, nested at most MaxDepth deep, with no type involved
+// implementing any of msgpack's or encoding's marshaling interfaces. Every
+// other type goes through the library unchanged.
 //
 // What the library does for such a type, and so what the fast path does:
 //   - a struct is a map (fixmap/map16/map32 header) of field name (as a
@@ -44,15 +44,16 @@ import (
 //   - float32 is 0xca, float64 0xcb; compact floats are off by default.
 //   - a string is fixstr/str8/str16/str32; a []byte is nil when nil, else
 //     bin8/bin16/bin32 (bin8 even when empty).
-//   - an Address is nil when zero, else bin8 of its 14-byte binary form
-//     (Address.EncodeMsgpack).
+//   - an Address (the Special type) is nil when zero, else bin8 of its
+//     Len-byte binary form (Address.EncodeMsgpack: 14 bytes).
 //
 // Decoding takes the fast path only for input laid out the way it would
 // write it (any field count or key order different, an unknown key, an
 // encoding it does not expect, a value the library would reject, or
 // trailing bytes), and only into a value that is all zero, as the node's
-// are; on any surprise it clears the value and lets the library decode the
-// whole input, so results and errors are the library's, but for one case:
+// are; on any surprise it clears the value and leaves the whole input to
+// the caller (Scan, then the library), so results and errors are the
+// library's, but for one case:
 // a string or []byte whose length the input cannot back fails at once
 // (where the library would fail too, having first allocated a []byte of
 // the claimed size, up to 4 GiB). Strings and []byte
