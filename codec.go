@@ -11,7 +11,24 @@ import (
 	"unsafe"
 
 	"github.com/vmihailenco/msgpack/v5"
+
+	"github.com/reign-go/reign/internal/msgpackfast"
 )
+
+// MaxDecodeDepth is how deeply a message from another node may nest: a
+// struct, slice, array or map (a msgpack map or array, a JSON object or
+// array) is one level, a top-level struct is at depth 1, a scalar at 0.
+// Decoders recurse once per level, and a frame of 12 MiB of nested arrays
+// would overflow a goroutine's stack, a fatal error that recover cannot
+// catch; so both codecs refuse deeper messages before decoding them, with
+// an error wrapping ErrTooDeep, and the node drops the message (counted in
+// Stats.DroppedUndecodable). A linked structure (a list of pointers, a
+// tree) longer than this must travel as a slice.
+const MaxDecodeDepth = 256
+
+// The msgpack pre-scan's bound is MaxDecodeDepth (this fails to compile
+// if they differ).
+const _ = uint(MaxDecodeDepth-msgpackfast.MaxDepth) + uint(msgpackfast.MaxDepth-MaxDecodeDepth)
 
 // Codec turns message values into bytes and back for messages that cross to
 // another node. The node does the rest: it names each message's type on the
@@ -22,6 +39,14 @@ import (
 // A Codec must be safe for concurrent use and must not keep state shared
 // between the nodes that use it: one Codec value may serve several nodes.
 // Every node of a cluster must use a codec of the same Name.
+//
+// Unmarshal reads what another node sent, which may be hostile: it must
+// fail, never panic nor exhaust the stack, on any input. In particular it
+// must refuse input nested deeper than MaxDecodeDepth (wrapping
+// ErrTooDeep), as MsgpackCodec and JSONCodec do by scanning the input once
+// before decoding, and must not allocate more than the input can back. The
+// node binds the Addresses in what it decodes to at most MaxDecodeDepth
+// levels too.
 type Codec interface {
 	// Name identifies the codec and its settings in the handshake.
 	Name() string
@@ -92,10 +117,21 @@ var (
 	}}
 )
 
+// fastPath is MsgpackCodec's fast path for plain struct types (see
+// internal/msgpackfast), told how to write an Address. It holds a cache of
+// per-type plans and no node's state.
+var fastPath = msgpackfast.New(msgpackfast.Special{
+	Type:   addressType,
+	Len:    addressLen,
+	IsZero: func(p unsafe.Pointer) bool { return (*Address)(p).IsZero() },
+	Append: func(b []byte, p unsafe.Pointer) []byte { return (*Address)(p).appendBinary(b) },
+	Load:   func(p unsafe.Pointer, b []byte) bool { return (*Address)(p).UnmarshalBinary(b) == nil },
+})
+
 // Marshal appends v's MessagePack encoding to dst.
 func (c MsgpackCodec) Marshal(dst []byte, v any) ([]byte, error) {
-	if out, ok := fastMarshal(dst, v, c.Compact); ok {
-		return out, nil // plain struct types: same bytes, see msgpackfast.go
+	if out, ok := fastPath.Marshal(dst, v, c.Compact); ok {
+		return out, nil // plain struct types: the library's bytes, faster
 	}
 	e := msgpackEncoders.Get().(*msgpackEncoder)
 	e.enc.UseArrayEncodedStructs(c.Compact)
@@ -107,30 +143,36 @@ func (c MsgpackCodec) Marshal(dst []byte, v any) ([]byte, error) {
 	return out, err
 }
 
-// Unmarshal decodes data into ptr; trailing bytes are an error.
+// Unmarshal decodes data into ptr; trailing bytes are an error, and so is
+// a value nested deeper than MaxDecodeDepth (ErrTooDeep).
 func (MsgpackCodec) Unmarshal(data []byte, ptr any) error {
-	if done, err := fastUnmarshal(data, ptr); done {
-		return err // plain struct types: same result, see msgpackfast.go
+	if done, err := fastPath.Unmarshal(data, ptr); done {
+		return err // plain struct types: the library's result, faster
+	}
+	// Walk the value once without building it, in a loop (msgpack's own
+	// Skip recurses): it fails on nesting deeper than MaxDecodeDepth,
+	// which would make Decode recurse past the stack's limit, and on any
+	// length that the data cannot back, which Decode would allocate
+	// first (it sizes []any, slices, maps and []byte by the length read
+	// from the input). Plain structs, the common case, took the fast
+	// path above: their depth is their type's, and it checks lengths as
+	// it goes.
+	n, err := msgpackfast.Scan(data)
+	if err == msgpackfast.ErrTooDeep {
+		return ErrTooDeep
+	}
+	if err != nil {
+		return err
+	}
+	if n != len(data) {
+		return fmt.Errorf("%d bytes after the value", len(data)-n)
 	}
 	d := msgpackDecoders.Get().(*msgpackDecoder)
 	// The decoder reads straight from d.r (a bytes.Reader is an
 	// io.ByteScanner, so msgpack adds no buffer of its own): resetting the
 	// reader is all a pooled decoder needs.
 	d.r.Reset(data)
-	var err error
-	// Walk the value once without building it: msgpack sizes []any,
-	// slices, maps and []byte by the length read from the input, so a few
-	// hostile bytes could make Decode allocate gigabytes. Skip fails on any
-	// length that the data cannot back. (Plain structs, the common case,
-	// took the fast path above and check lengths as they go.)
-	err = d.dec.Skip()
-	d.r.Reset(data)
-	if err == nil {
-		err = d.dec.Decode(ptr)
-	}
-	if err == nil && d.r.Len() != 0 {
-		err = fmt.Errorf("%d bytes after the value", d.r.Len())
-	}
+	err = d.dec.Decode(ptr)
 	d.r.Reset(nil)
 	if err == nil {
 		// Not after a failure: msgpack keeps, in the decoder, the buffer
@@ -156,9 +198,44 @@ func (JSONCodec) Marshal(dst []byte, v any) ([]byte, error) {
 	return append(dst, b...), err
 }
 
-// Unmarshal decodes JSON data into ptr.
+// Unmarshal decodes JSON data into ptr. A value nested deeper than
+// MaxDecodeDepth is an error (ErrTooDeep).
 func (JSONCodec) Unmarshal(data []byte, ptr any) error {
+	if jsonTooDeep(data) {
+		return ErrTooDeep
+	}
 	return json.Unmarshal(data, ptr)
+}
+
+// jsonTooDeep reports whether data opens objects and arrays more than
+// MaxDecodeDepth deep, in one pass with a counter. encoding/json stops
+// at 10,000 levels, which its recursive decoder survives, but it grows the
+// reading goroutine's stack by megabytes to get there; and the bound is
+// the same for every codec. Malformed JSON is left to encoding/json.
+func jsonTooDeep(data []byte) bool {
+	depth, inString, escaped := 0, false, false
+	for _, c := range data {
+		switch {
+		case inString:
+			switch {
+			case escaped:
+				escaped = false
+			case c == '\\':
+				escaped = true
+			case c == '"':
+				inString = false
+			}
+		case c == '"':
+			inString = true
+		case c == '{' || c == '[':
+			if depth++; depth > MaxDecodeDepth {
+				return true
+			}
+		case c == '}' || c == ']':
+			depth--
+		}
+	}
+	return false
 }
 
 // typeInfo is one registered message type.
@@ -169,6 +246,20 @@ type typeInfo struct {
 	index int            // registration order on its node: index into per-connection tables
 	boxed bool           // decoded values can be boxed in place (boxAt): not pointer-shaped, not zero-size
 	rtype unsafe.Pointer // t's type word, for boxAt
+	// reserved: values of the type carry the node's authority (a link
+	// fired, a name claimed twice) and are made only by the node itself,
+	// from control frames; one in a message body from the wire is a
+	// forgery, refused by decodeMessage, and encodeMessage refuses to
+	// send one.
+	reserved bool
+}
+
+// reservedTypes are the types whose values only the node makes: see
+// typeInfo.reserved. They stay registered, so that a peer naming them in a
+// TypeDef gets a refusal that is counted rather than an unknown type.
+var reservedTypes = map[reflect.Type]bool{
+	reflect.TypeFor[MailboxClosed](): true,
+	reflect.TypeFor[MultipleClaim](): true,
 }
 
 // typeRegistry is one node's set of message types: never shared between
@@ -177,7 +268,16 @@ type typeRegistry struct {
 	mu     sync.Mutex
 	byType atomic.Pointer[map[reflect.Type]*typeInfo]
 	byName atomic.Pointer[map[string]*typeInfo]
+
+	// droppedReserved counts message bodies from peers refused because
+	// their type is reserved (a forged MailboxClosed or MultipleClaim).
+	droppedReserved atomic.Uint64
 }
+
+// droppedReserved is the number of messages from peers this node refused
+// because their type is one only a node makes (MailboxClosed,
+// MultipleClaim): forgeries. For Stats.
+func (n *Node) droppedReserved() uint64 { return n.types.droppedReserved.Load() }
 
 // builtinTypes are registered on every node, so plain values and the
 // library's own messages can cross between nodes without ceremony.
@@ -228,7 +328,7 @@ func (r *typeRegistry) register(name string, v any) error {
 		return &ConfigError{Field: "RegisterType", Msg: fmt.Sprintf("type %v is already registered as %q", t, old.name)}
 	}
 	info := &typeInfo{name: name, t: t, bind: makeBinder(t), index: len(byType),
-		boxed: !pointerShaped(t) && t.Size() > 0, rtype: rtypeOf(t)}
+		boxed: !pointerShaped(t) && t.Size() > 0, rtype: rtypeOf(t), reserved: reservedTypes[t]}
 	nt := make(map[reflect.Type]*typeInfo, len(byType)+1)
 	nn := make(map[string]*typeInfo, len(byName)+1)
 	for k, v := range byType {
@@ -278,6 +378,9 @@ func (n *Node) encodeMessage(dst []byte, msg any) ([]byte, *typeInfo, error) {
 	if info == nil {
 		return dst, nil, &TypeError{Type: reflect.TypeOf(msg).String()}
 	}
+	if info.reserved {
+		return dst, nil, fmt.Errorf("%w: %s", ErrReservedType, info.name)
+	}
 	out, err := n.codec.Marshal(dst, msg)
 	if err != nil {
 		return dst, nil, fmt.Errorf("%w: %s: %v", ErrEncode, info.name, err)
@@ -288,10 +391,16 @@ func (n *Node) encodeMessage(dst []byte, msg any) ([]byte, *typeInfo, error) {
 // errCodecPanic marks a codec that panicked on hostile input.
 var errCodecPanic = errors.New("codec panicked")
 
-// decodeMessage decodes data as a value of the registered type info and
-// binds the Addresses in it to n. It never panics: a codec that panics on
-// malformed input yields an error wrapping ErrDecode.
+// decodeMessage decodes data, from another node, as a value of the
+// registered type info and binds the Addresses in it to n. It never panics:
+// a codec that panics on malformed input yields an error wrapping
+// ErrDecode, as does input nested deeper than MaxDecodeDepth (with
+// ErrTooDeep). A reserved type is refused (ErrReservedType) and counted.
 func (n *Node) decodeMessage(info *typeInfo, data []byte) (v any, err error) {
+	if info.reserved {
+		n.types.droppedReserved.Add(1)
+		return nil, fmt.Errorf("%w: a %s from another node", ErrReservedType, info.name)
+	}
 	defer func() {
 		if p := recover(); p != nil {
 			v, err = nil, fmt.Errorf("%w: %s: %w: %v", ErrDecode, info.name, errCodecPanic, p)
@@ -299,10 +408,12 @@ func (n *Node) decodeMessage(info *typeInfo, data []byte) (v any, err error) {
 	}()
 	p := reflect.New(info.t)
 	if err := n.codec.Unmarshal(data, p.Interface()); err != nil {
-		return nil, fmt.Errorf("%w: %s: %v", ErrDecode, info.name, err)
+		return nil, fmt.Errorf("%w: %s: %w", ErrDecode, info.name, err)
 	}
-	if info.bind != nil {
-		info.bind(p.Elem(), n)
+	if info.bind != nil && !info.bind(p.Elem(), n, 0) {
+		// Only a Codec of the application's can get here: ours refuse
+		// such input before decoding it.
+		return nil, fmt.Errorf("%w: %s: %w", ErrDecode, info.name, ErrTooDeep)
 	}
 	if info.boxed {
 		return boxAt(info.rtype, p.UnsafePointer()), nil
@@ -351,7 +462,11 @@ func pointerShaped(t reflect.Type) bool {
 }
 
 // A binder binds every Address reachable in v (which is addressable) to n.
-type binder func(v reflect.Value, n *Node)
+// v is depth levels deep (see MaxDecodeDepth: a struct, slice, array or
+// map is a level, a pointer is not). It returns false, leaving the rest
+// unbound, at a level deeper than MaxDecodeDepth: binders recurse once per
+// level, and a recursive type (a list) can be as deep as the input.
+type binder func(v reflect.Value, n *Node, depth int) bool
 
 var addressType = reflect.TypeFor[Address]()
 
@@ -430,7 +545,7 @@ func (b *binderBuilder) build(t reflect.Type) binder {
 	}
 	if p, ok := b.made[t]; ok {
 		// recursive: call through the slot that the outer build fills
-		return func(v reflect.Value, n *Node) { (*p)(v, n) }
+		return func(v reflect.Value, n *Node, depth int) bool { return (*p)(v, n, depth) }
 	}
 	slot := new(binder)
 	b.made[t] = slot
@@ -438,11 +553,12 @@ func (b *binderBuilder) build(t reflect.Type) binder {
 	switch t.Kind() {
 	case reflect.Struct:
 		if t == addressType {
-			f = func(v reflect.Value, n *Node) {
+			f = func(v reflect.Value, n *Node, _ int) bool {
 				a := (*Address)(v.Addr().UnsafePointer())
 				if !a.IsZero() {
 					a.n = n
 				}
+				return true
 			}
 			break
 		}
@@ -458,45 +574,56 @@ func (b *binderBuilder) build(t reflect.Type) binder {
 				}
 			}
 		}
-		f = func(v reflect.Value, n *Node) {
-			for _, fb := range fs {
-				fb.b(v.Field(fb.i), n)
+		f = func(v reflect.Value, n *Node, depth int) bool {
+			if depth++; depth > MaxDecodeDepth {
+				return false
 			}
+			for _, fb := range fs {
+				if !fb.b(v.Field(fb.i), n, depth) {
+					return false
+				}
+			}
+			return true
 		}
 	case reflect.Pointer:
 		eb := b.build(t.Elem())
-		f = func(v reflect.Value, n *Node) {
-			if !v.IsNil() {
-				eb(v.Elem(), n)
-			}
+		f = func(v reflect.Value, n *Node, depth int) bool {
+			return v.IsNil() || eb(v.Elem(), n, depth)
 		}
 	case reflect.Slice, reflect.Array:
 		eb := b.build(t.Elem())
-		f = func(v reflect.Value, n *Node) {
-			for i := 0; i < v.Len(); i++ {
-				eb(v.Index(i), n)
+		f = func(v reflect.Value, n *Node, depth int) bool {
+			if depth++; depth > MaxDecodeDepth {
+				return false
 			}
+			for i := 0; i < v.Len(); i++ {
+				if !eb(v.Index(i), n, depth) {
+					return false
+				}
+			}
+			return true
 		}
 	case reflect.Map:
 		kb, eb := b.build(t.Key()), b.build(t.Elem())
-		f = func(v reflect.Value, n *Node) {
+		f = func(v reflect.Value, n *Node, depth int) bool {
+			if depth++; depth > MaxDecodeDepth {
+				return false
+			}
 			if v.Len() == 0 {
-				return
+				return true
 			}
 			out := reflect.MakeMapWithSize(t, v.Len())
 			k, e := reflect.New(t.Key()).Elem(), reflect.New(t.Elem()).Elem()
 			for it := v.MapRange(); it.Next(); {
 				k.Set(it.Key())
 				e.Set(it.Value())
-				if kb != nil {
-					kb(k, n)
-				}
-				if eb != nil {
-					eb(e, n)
+				if kb != nil && !kb(k, n, depth) || eb != nil && !eb(e, n, depth) {
+					return false
 				}
 				out.SetMapIndex(k, e)
 			}
 			v.Set(out)
+			return true
 		}
 	}
 	*slot = f

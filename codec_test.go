@@ -1,10 +1,14 @@
 package reign
 
 import (
+	"bytes"
 	"errors"
 	"reflect"
 	"runtime"
+	"strings"
 	"testing"
+
+	"github.com/vmihailenco/msgpack/v5"
 )
 
 type testPing struct {
@@ -119,8 +123,6 @@ func TestCodecRoundTrip(t *testing.T) {
 				"address": func(bind func(Address) Address) any { return bind(addrs[2]) },
 				"string":  func(func(Address) Address) any { return "hello" },
 				"int64":   func(func(Address) Address) any { return int64(-1 << 40) },
-				"closed":  func(bind func(Address) Address) any { return MailboxClosed{Address: bind(addrs[3]), Reason: NoProc} },
-				"claim":   func(func(Address) Address) any { return MultipleClaim{Name: "x"} },
 				"strings": func(func(Address) Address) any { return []string{"a", "b"} },
 			}
 			for name, mk := range msgs {
@@ -292,7 +294,7 @@ func TestRegisterTypeErrors(t *testing.T) {
 }
 
 // fuzzTypes are the message types FuzzDecodeMessage decodes into.
-var fuzzTypes = []any{testPing{}, testNested{}, testList{}, &testPing{}, "", map[string]any(nil), Address{}, MailboxClosed{}, testHolder{}, []any(nil)}
+var fuzzTypes = []any{testPing{}, testNested{}, testList{}, &testPing{}, "", map[string]any(nil), Address{}, map[string]string(nil), testHolder{}, []any(nil)}
 
 // FuzzDecodeMessage feeds arbitrary bytes to both codecs for several
 // registered types: decoding must never panic, and whatever decodes must
@@ -304,12 +306,19 @@ func FuzzDecodeMessage(f *testing.F) {
 	addrs := [4]Address{a, a, {}, a}
 	for ci, n := range nodes {
 		for ti, msg := range []any{testPing{From: a, N: 1}, nestedMsg(addrs, same), listMsg(addrs, same), &testPing{}, "s",
-			map[string]any{"k": 1}, a, MailboxClosed{Address: a}, testHolder{V: []any{1, "x"}}, []any{map[string]any{}}} {
+			map[string]any{"k": 1}, a, map[string]string{"k": "v"}, testHolder{V: []any{1, "x"}}, []any{map[string]any{}}} {
 			data, _, err := n.encodeMessage(nil, msg)
 			if err != nil {
 				f.Fatal(err)
 			}
 			f.Add(uint8(ci), uint8(ti), data)
+		}
+	}
+	// nesting at and past MaxDecodeDepth, for each type
+	for ti := range fuzzTypes {
+		for _, d := range []int{MaxDecodeDepth, MaxDecodeDepth + 1} {
+			f.Add(uint8(0), uint8(ti), deepMsgpack(d))
+			f.Add(uint8(1), uint8(ti), deepJSON(d))
 		}
 	}
 	f.Fuzz(func(t *testing.T, codec, typ uint8, data []byte) {
@@ -391,5 +400,242 @@ func TestMsgpackHostileLengthsRetainNothing(t *testing.T) {
 	runtime.ReadMemStats(&ms)
 	if grown := int64(ms.HeapAlloc) - int64(before); grown > 64<<20 {
 		t.Fatalf("heap grew by %d MB after 100 hostile messages", grown>>20)
+	}
+}
+
+// BenchmarkDecodeGeneric decodes a message the fast path does not take
+// (generic data: []any, map[string]any), so the msgpack library decodes
+// it after the depth and length pre-scan.
+func BenchmarkDecodeGeneric(b *testing.B) {
+	for _, codec := range testCodecs {
+		b.Run(codec.Name(), func(b *testing.B) {
+			n := codecNode(b, 1, codec)
+			msg := testHolder{V: map[string]any{"seq": 12345, "tags": []any{"a", "b", true}, "inner": map[string]any{"x": 1.5}}}
+			data, info, err := n.encodeMessage(nil, msg)
+			if err != nil {
+				b.Fatal(err)
+			}
+			b.SetBytes(int64(len(data)))
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := n.decodeMessage(info, data); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
+
+// deepMsgpack is an array holding an array ... depth deep, in msgpack.
+func deepMsgpack(depth int) []byte {
+	return append(bytes.Repeat([]byte{0x91}, depth), 0xc0)
+}
+
+// deepJSON is depth nested JSON arrays around a null.
+func deepJSON(depth int) []byte {
+	return []byte(strings.Repeat("[", depth) + "null" + strings.Repeat("]", depth))
+}
+
+// deepList is a testList of length nodes, which nests length levels deep
+// (a struct is a level, a pointer is not).
+func deepList(length int, a Address) testList {
+	l := testList{Addr: a}
+	for i := 1; i < length; i++ {
+		next := l
+		l = testList{Addr: a, Val: i, Next: &next}
+	}
+	return l
+}
+
+// TestDecodeTooDeep: both codecs refuse, before decoding, anything nested
+// deeper than MaxDecodeDepth, into any type, down to a frame's worth of
+// nesting (which overflowed the goroutine stack, killing the process,
+// before the bound); and accept what is nested MaxDecodeDepth deep.
+func TestDecodeTooDeep(t *testing.T) {
+	t.Parallel()
+	for _, codec := range testCodecs {
+		t.Run(codec.Name(), func(t *testing.T) {
+			t.Parallel()
+			n := codecNode(t, 1, codec)
+			deep := deepMsgpack
+			if codec.Name() == "json" {
+				deep = deepJSON
+			}
+			wrap := func(prefix, suffix string, inner []byte) []byte {
+				return append(append([]byte(prefix), inner...), suffix...)
+			}
+			holder, end, unknown := `{"V":`, "}", `{"N":1,"Zzz":`
+			if codec.Name() != "json" {
+				holder, end, unknown = "\x81\xa1V", "", "\x82\xa1N\x01\xa3Zzz"
+			}
+			for _, typ := range []any{[]any(nil), testHolder{}, map[string]any(nil), testList{}, testPing{}, "", []string(nil)} {
+				info := n.types.forType(reflect.TypeOf(typ))
+				for _, data := range [][]byte{deep(MaxDecodeDepth + 1), deep(12 << 20), wrap(holder, end, deep(MaxDecodeDepth))} {
+					v, err := n.decodeMessage(info, data)
+					if !errors.Is(err, ErrDecode) || !errors.Is(err, ErrTooDeep) {
+						t.Fatalf("%s, %d bytes nested: %v, %v; want ErrDecode and ErrTooDeep", info.name, len(data), v, err)
+					}
+				}
+			}
+			// in a field the type does not have, which the decoder skips
+			ping := n.types.forType(reflect.TypeFor[testPing]())
+			if _, err := n.decodeMessage(ping, wrap(unknown, end, deep(MaxDecodeDepth))); !errors.Is(err, ErrTooDeep) {
+				t.Fatalf("nested in an unknown field: %v, want ErrTooDeep", err)
+			}
+			if v, err := n.decodeMessage(ping, wrap(unknown, end, deep(MaxDecodeDepth-1))); err != nil || v.(testPing).N != 1 {
+				t.Fatalf("nested to the bound in an unknown field: %v, %v", v, err)
+			}
+			// At the bound: decodes.
+			for _, typ := range []any{[]any(nil), testHolder{}} {
+				data := deep(MaxDecodeDepth)
+				if _, ok := typ.(testHolder); ok {
+					data = wrap(holder, end, deep(MaxDecodeDepth-1))
+				}
+				if _, err := n.decodeMessage(n.types.forType(reflect.TypeOf(typ)), data); err != nil {
+					t.Fatalf("%T nested %d deep: %v", typ, MaxDecodeDepth, err)
+				}
+			}
+			// A list is as deep as it is long.
+			a, _ := newTestMailbox(t, n)
+			if got := roundTrip(t, n, n, deepList(MaxDecodeDepth, a)).(testList); got.Next.Addr != a {
+				t.Fatalf("a list %d long: %+v", MaxDecodeDepth, got)
+			}
+			data, info, err := n.encodeMessage(nil, deepList(MaxDecodeDepth+1, a))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := n.decodeMessage(info, data); !errors.Is(err, ErrTooDeep) {
+				t.Fatalf("a list %d long: %v, want ErrTooDeep", MaxDecodeDepth+1, err)
+			}
+		})
+	}
+}
+
+// TestBindTooDeep: binding the Addresses in a decoded value stops at
+// MaxDecodeDepth, for a Codec of the application's that would decode a
+// deeper value.
+func TestBindTooDeep(t *testing.T) {
+	t.Parallel()
+	n := codecNode(t, 1, nil)
+	info := n.types.forType(reflect.TypeFor[testList]())
+	a := Address{node: 2, inc: 1, id: 1 << 32}
+	for _, c := range []struct {
+		length int
+		ok     bool
+	}{{MaxDecodeDepth, true}, {MaxDecodeDepth + 1, false}, {100000, false}} {
+		l := deepList(c.length, a)
+		if got := info.bind(reflect.ValueOf(&l).Elem(), n, 0); got != c.ok {
+			t.Fatalf("a list %d long: bind = %v, want %v", c.length, got, c.ok)
+		}
+		if c.ok && (l.Addr.n != n || l.Next.Next.Addr.n != n) {
+			t.Fatalf("a list %d long: not bound", c.length)
+		}
+	}
+	// The map binder counts its level too.
+	m := map[string]Address{"a": a}
+	mb := makeBinder(reflect.TypeOf(m))
+	if !mb(reflect.ValueOf(&m).Elem(), n, MaxDecodeDepth-1) || mb(reflect.ValueOf(&m).Elem(), n, MaxDecodeDepth) {
+		t.Fatal("a map binder does not count its level")
+	}
+}
+
+// TestJSONDepthScan: the JSON pre-scan counts brackets outside strings only.
+func TestJSONDepthScan(t *testing.T) {
+	t.Parallel()
+	open := strings.Repeat("[", MaxDecodeDepth)
+	for data, want := range map[string]bool{
+		open + "]":                             false,
+		open + "[":                             true,
+		`"` + open + `["`:                      false,
+		`["\"` + open + `["]`:                  false,
+		`["\\"` + open[1:] + "[[" + `"]`:       true,
+		`{"a":` + open[2:] + `{"b":1}` + "}":   false,
+		`{"a":` + open[1:] + `[{"b":1}]` + "}": true,
+	} {
+		if got := jsonTooDeep([]byte(data)); got != want {
+			t.Errorf("jsonTooDeep(%.20q...) = %v, want %v", data, got, want)
+		}
+	}
+}
+
+// TestMsgpackFastPathAddress: the fast path, with its Address hook, writes
+// and reads the library's bytes for reign's own plain types.
+func TestMsgpackFastPathAddress(t *testing.T) {
+	t.Parallel()
+	a := Address{node: 3, inc: 7, id: 9<<32 | 5}
+	for _, v := range []any{testPing{From: a, N: 2}, testPing{}, testMsg{Seq: 1, From: a, Text: "t"},
+		MultipleClaim{Name: "x"}} { // (MailboxClosed has an error field: not plain, and reserved anyway)
+		if !fastPath.Plain(reflect.TypeOf(v)) {
+			t.Fatalf("%T is not plain", v)
+		}
+		for _, compact := range []bool{false, true} {
+			var w appendWriter
+			enc := msgpack.NewEncoder(&w)
+			enc.UseArrayEncodedStructs(compact)
+			if err := enc.Encode(v); err != nil {
+				t.Fatal(err)
+			}
+			got, err := MsgpackCodec{Compact: compact}.Marshal(nil, v)
+			if err != nil || !bytes.Equal(got, w.b) {
+				t.Fatalf("%T: Marshal = %x, %v; the library writes %x", v, got, err, w.b)
+			}
+			p := reflect.New(reflect.TypeOf(v))
+			if done, err := fastPath.Unmarshal(got, p.Interface()); !done || err != nil {
+				t.Fatalf("%T: the fast path declined %x: %v", v, got, err)
+			}
+			if !reflect.DeepEqual(p.Elem().Interface(), v) {
+				t.Fatalf("%T: decoded %+v, want %+v", v, p.Elem(), v)
+			}
+		}
+	}
+	// a generation-0 mailbox ID is no Address: the library decides
+	bad := []byte("\x82\xa4From\xc4\x0e\x00\x01\x00\x00\x00\x01\x00\x00\x00\x00\x00\x00\x00\x05\xa1N\x01")
+	if err := (MsgpackCodec{}).Unmarshal(bad, new(testPing)); !errors.Is(err, ErrBadAddress) {
+		t.Fatalf("generation 0: %v, want ErrBadAddress", err)
+	}
+}
+
+// TestReservedTypes: MailboxClosed and MultipleClaim are made only by the
+// node: they cannot be sent to another node, one decoded from another node
+// is refused and counted, and they still go between local mailboxes and
+// through a Codec.
+func TestReservedTypes(t *testing.T) {
+	t.Parallel()
+	n := codecNode(t, 1, nil)
+	a, m := newTestMailbox(t, n)
+	for _, v := range []any{MailboxClosed{Address: a, Reason: Normal}, MultipleClaim{Name: "x"}} {
+		if _, _, err := n.encodeMessage(nil, v); !errors.Is(err, ErrReservedType) {
+			t.Fatalf("encodeMessage(%T) = %v, want ErrReservedType", v, err)
+		}
+		data, err := MsgpackCodec{}.Marshal(nil, v)
+		if err != nil {
+			t.Fatal(err)
+		}
+		info := n.types.forType(reflect.TypeOf(v))
+		before := n.droppedReserved()
+		if got, err := n.decodeMessage(info, data); !errors.Is(err, ErrReservedType) || got != nil {
+			t.Fatalf("decodeMessage(%T) = %v, %v; want ErrReservedType", v, got, err)
+		}
+		if after := n.droppedReserved(); after != before+1 {
+			t.Fatalf("droppedReserved went from %d to %d", before, after)
+		}
+		p := reflect.New(info.t)
+		if err := (MsgpackCodec{}).Unmarshal(data, p.Interface()); err != nil {
+			t.Fatalf("the codec alone: %v", err)
+		}
+		if again, _ := (MsgpackCodec{}).Marshal(nil, p.Elem().Interface()); !bytes.Equal(again, data) {
+			t.Fatalf("the codec alone: %x, then %x", data, again)
+		}
+		mustSend(t, a, v)
+		if got := recv(t, m); !reflect.DeepEqual(got, v) {
+			t.Fatalf("local send of %T: received %#v", v, got)
+		}
+	}
+	// Registering them again is still allowed, and changes nothing.
+	if err := n.RegisterType(MailboxClosed{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := n.RegisterTypeName("other", MultipleClaim{}); !errors.Is(err, ErrBadConfig) {
+		t.Fatalf("MultipleClaim under another name: %v", err)
 	}
 }

@@ -118,3 +118,16 @@ var ErrBadName = errors.New("reign: bad registry name")
 // ErrHandshake: a connection's reign handshake failed (no common protocol
 // version, another codec, a malformed or missing Hello, a timeout).
 var ErrHandshake = errors.New("reign: handshake failed")
+
+// Errors of the codec layer: decoding what peers send.
+var (
+	// ErrTooDeep: a message from another node nests deeper than
+	// MaxDecodeDepth; it is refused before it is decoded.
+	ErrTooDeep = errors.New("reign: message nested too deep")
+
+	// ErrReservedType: a message's type is one whose values only a node
+	// makes, from what it sees itself (MailboxClosed, MultipleClaim): it
+	// cannot be sent to another node, and one arriving from another node
+	// is a forgery, refused and counted.
+	ErrReservedType = errors.New("reign: message type is reserved to the node")
+)

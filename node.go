@@ -151,6 +151,7 @@ func NewNode(cfg Config) (*Node, error) {
 			return nil, err
 		}
 		n.cl = cl
+		warnKeyPermissions(n.log, cfg.Cluster, n.id)
 	} else if cfg.Listener != nil {
 		return nil, &ConfigError{Field: "Config.Listener", Msg: "set without a Cluster"}
 	}

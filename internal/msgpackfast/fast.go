@@ -1,4 +1,8 @@
-package reign
+// Package msgpackfast is reign's MsgpackCodec fast path for plain struct
+// types, and the pre-scan that bounds the nesting depth and length claims of
+// every msgpack message before the library decodes it. It is internal so it
+// can change freely: its bytes are the library's, which is the contract.
+package msgpackfast
 
 import (
 	"bytes"
@@ -24,9 +28,10 @@ import (
 //
 // A plain struct type is a struct whose fields are all exported, none
 // embedded and none with a msgpack struct tag, each of them a bool, an
-// integer, a float, a string, a []byte, an Address or a plain struct, with
-// no type involved implementing any of msgpack's or encoding's marshaling
-// interfaces. Every other type goes through the library unchanged.
+// integer, a float, a string, a []byte, an Address (the Special type) or a
+// plain struct, nested at most MaxDepth deep, with no type involved
+// implementing any of msgpack's or encoding's marshaling interfaces. Every
+// other type goes through the library unchanged.
 //
 // What the library does for such a type, and so what the fast path does:
 //   - a struct is a map (fixmap/map16/map32 header) of field name (as a
@@ -39,15 +44,16 @@ import (
 //   - float32 is 0xca, float64 0xcb; compact floats are off by default.
 //   - a string is fixstr/str8/str16/str32; a []byte is nil when nil, else
 //     bin8/bin16/bin32 (bin8 even when empty).
-//   - an Address is nil when zero, else bin8 of its 14-byte binary form
-//     (Address.EncodeMsgpack).
+//   - an Address (the Special type) is nil when zero, else bin8 of its
+//     Len-byte binary form (Address.EncodeMsgpack: 14 bytes).
 //
 // Decoding takes the fast path only for input laid out the way it would
 // write it (any field count or key order different, an unknown key, an
 // encoding it does not expect, a value the library would reject, or
 // trailing bytes), and only into a value that is all zero, as the node's
-// are; on any surprise it clears the value and lets the library decode the
-// whole input, so results and errors are the library's, but for one case:
+// are; on any surprise it clears the value and leaves the whole input to
+// the caller (Scan, then the library), so results and errors are the
+// library's, but for one case:
 // a string or []byte whose length the input cannot back fails at once
 // (where the library would fail too, having first allocated a []byte of
 // the claimed size, up to 4 GiB). Strings and []byte
@@ -78,7 +84,7 @@ const (
 	fkFloat64          //
 	fkString           //
 	fkBytes            // []byte
-	fkAddress          // reign's Address
+	fkSpecial          // the Special type (reign's Address)
 	fkStruct           // a nested plain struct
 )
 
@@ -93,26 +99,50 @@ type fastField struct {
 // fastPlan encodes and decodes one plain struct type.
 type fastPlan struct {
 	fields []fastField
-	mapHdr []byte  // the header of the struct as a map
-	arrHdr []byte  // the header of the struct as an array (Compact)
-	size   uintptr // the struct's size
+	mapHdr []byte   // the header of the struct as a map
+	arrHdr []byte   // the header of the struct as an array (Compact)
+	size   uintptr  // the struct's size
+	sp     *Special // how to write the Special type's fields
 }
 
-// fastPlans memoizes fastPlanFor, a pure function of the type: a cache,
-// not a registry, with no node's state in it. A nil plan means the type is
-// not plain.
-var fastPlans sync.Map // reflect.Type -> *fastPlan
+// Special describes the one struct type the fast path writes as a
+// fixed-length bin, or nil when zero, through methods of its own: reign's
+// Address, whose package this one cannot import. The functions get a
+// pointer to a value of Type.
+type Special struct {
+	Type   reflect.Type
+	Len    int                                     // the bin's length, under 256
+	IsZero func(p unsafe.Pointer) bool             // written as nil
+	Append func(b []byte, p unsafe.Pointer) []byte // appends Len bytes
+	Load   func(p unsafe.Pointer, b []byte) bool   // decodes Len bytes; false if they are no value
+}
 
-// fastPlanFor returns t's plan, or nil if t is not a plain struct type.
-func fastPlanFor(t reflect.Type) *fastPlan {
-	if v, ok := fastPlans.Load(t); ok {
+// Codec is the fast path for one Special type. Its only state is a cache
+// of per-type plans, a pure function of the type with no node's state in
+// it, so one Codec serves every node of a process. It is safe for
+// concurrent use.
+type Codec struct {
+	special Special
+	plans   sync.Map // reflect.Type -> *fastPlan; nil when the type is not plain
+}
+
+// New returns a Codec that encodes s.Type as s says.
+func New(s Special) *Codec { return &Codec{special: s} }
+
+// Plain reports whether t is a plain struct type, which the fast path
+// encodes and decodes.
+func (c *Codec) Plain(t reflect.Type) bool { return c.planFor(t) != nil }
+
+// planFor returns t's plan, or nil if t is not a plain struct type.
+func (c *Codec) planFor(t reflect.Type) *fastPlan {
+	if v, ok := c.plans.Load(t); ok {
 		return v.(*fastPlan)
 	}
-	p := buildFastPlan(t)
-	if p != nil && (pointerShaped(t) || !p.agreesWithLibrary(t)) {
+	p := c.buildPlan(t, 1)
+	if p != nil && (pointerShaped(t) || !agreesWithLibrary(p, t)) {
 		p = nil
 	}
-	fastPlans.Store(t, p)
+	c.plans.Store(t, p)
 	return p
 }
 
@@ -148,12 +178,13 @@ var fastKinds = map[reflect.Kind]fastKind{
 	reflect.String: fkString,
 }
 
-// buildFastPlan returns t's plan, or nil if t is not a plain struct type.
-func buildFastPlan(t reflect.Type) *fastPlan {
-	if t.Kind() != reflect.Struct || t == addressType || customized(t) {
+// buildPlan returns t's plan, or nil if t is not a plain struct type or
+// nests structs deeper than MaxDepth (depth is t's own: 1 at the top).
+func (c *Codec) buildPlan(t reflect.Type, depth int) *fastPlan {
+	if t.Kind() != reflect.Struct || t == c.special.Type || customized(t) || depth > MaxDepth {
 		return nil
 	}
-	p := &fastPlan{size: t.Size()}
+	p := &fastPlan{size: t.Size(), sp: &c.special}
 	for i := 0; i < t.NumField(); i++ {
 		sf := t.Field(i)
 		if !sf.IsExported() || sf.Anonymous {
@@ -165,14 +196,14 @@ func buildFastPlan(t reflect.Type) *fastPlan {
 		f := fastField{off: sf.Offset, key: appendMsgpackString(nil, sf.Name)}
 		ft := sf.Type
 		switch {
-		case ft == addressType:
-			f.kind = fkAddress
+		case ft == c.special.Type:
+			f.kind = fkSpecial
 		case customized(ft):
 			return nil
 		case ft.Kind() == reflect.Slice && ft.Elem().Kind() == reflect.Uint8:
 			f.kind = fkBytes
 		case ft.Kind() == reflect.Struct:
-			if f.sub = buildFastPlan(ft); f.sub == nil {
+			if f.sub = c.buildPlan(ft, depth+1); f.sub == nil {
 				return nil
 			}
 			f.kind = fkStruct
@@ -193,7 +224,7 @@ func buildFastPlan(t reflect.Type) *fastPlan {
 // agreesWithLibrary reports whether the library encodes t's zero value as
 // p does, in both modes: it would not if a msgpack.RegisterExt or
 // msgpack.Register had given t an encoding of its own.
-func (p *fastPlan) agreesWithLibrary(t reflect.Type) bool {
+func agreesWithLibrary(p *fastPlan, t reflect.Type) bool {
 	zero := reflect.New(t)
 	for _, compact := range []bool{false, true} {
 		var w appendWriter
@@ -210,14 +241,15 @@ func (p *fastPlan) agreesWithLibrary(t reflect.Type) bool {
 	return true
 }
 
-// fastMarshal appends v's encoding to dst if v is of a plain struct type;
-// ok is false, and out meaningless, if it is not.
-func fastMarshal(dst []byte, v any, compact bool) (out []byte, ok bool) {
+// Marshal appends v's encoding to dst if v is of a plain struct type, as
+// the library with UseArrayEncodedStructs(compact) would; ok is false, and
+// out meaningless, if it is not.
+func (c *Codec) Marshal(dst []byte, v any, compact bool) (out []byte, ok bool) {
 	t := reflect.TypeOf(v)
 	if t == nil || t.Kind() != reflect.Struct {
 		return nil, false
 	}
-	p := fastPlanFor(t)
+	p := c.planFor(t)
 	if p == nil {
 		return nil, false
 	}
@@ -226,16 +258,16 @@ func fastMarshal(dst []byte, v any, compact bool) (out []byte, ok bool) {
 	return p.encode(dst, (*eface)(unsafe.Pointer(&v)).data, compact)
 }
 
-// fastUnmarshal decodes data into ptr if ptr points to an all-zero value of
-// a plain struct type and data is laid out as the fast path writes it;
-// done reports whether it did, or found data to be cut short (err). If done
-// is false, *ptr is as it was and the library must decode.
-func fastUnmarshal(data []byte, ptr any) (done bool, err error) {
+// Unmarshal decodes data into ptr if ptr points to an all-zero value of a
+// plain struct type and data is laid out as the fast path writes it; done
+// reports whether it did, or found data to be cut short (err). If done is
+// false, *ptr is as it was and the library must decode (after Scan).
+func (c *Codec) Unmarshal(data []byte, ptr any) (done bool, err error) {
 	t := reflect.TypeOf(ptr)
 	if t == nil || t.Kind() != reflect.Pointer || t.Elem().Kind() != reflect.Struct {
 		return false, nil
 	}
-	p := fastPlanFor(t.Elem())
+	p := c.planFor(t.Elem())
 	if p == nil {
 		return false, nil
 	}
@@ -254,6 +286,41 @@ func fastUnmarshal(data []byte, ptr any) (done bool, err error) {
 		return true, fmt.Errorf("msgpack: a string or bin claims more than the %d bytes left: %w", len(rest), io.ErrUnexpectedEOF)
 	}
 	return false, nil
+}
+
+// eface is the layout of an interface{} value: its type word and its data
+// word.
+type eface struct {
+	typ  unsafe.Pointer
+	data unsafe.Pointer
+}
+
+// pointerShaped reports whether values of t are stored directly in an
+// interface's data word (pointers, maps, channels, funcs, and structs and
+// arrays that hold just one of those).
+func pointerShaped(t reflect.Type) bool {
+	switch t.Kind() {
+	case reflect.Pointer, reflect.Map, reflect.Chan, reflect.Func, reflect.UnsafePointer:
+		return true
+	case reflect.Struct:
+		return t.NumField() == 1 && pointerShaped(t.Field(0).Type)
+	case reflect.Array:
+		return t.Len() == 1 && pointerShaped(t.Elem())
+	}
+	return false
+}
+
+// appendWriter is an io.Writer and io.ByteWriter that appends to a slice.
+type appendWriter struct{ b []byte }
+
+func (w *appendWriter) Write(p []byte) (int, error) {
+	w.b = append(w.b, p...)
+	return len(p), nil
+}
+
+func (w *appendWriter) WriteByte(c byte) error {
+	w.b = append(w.b, c)
+	return nil
 }
 
 // zeroMemory reports whether the n bytes at p are all zero.
@@ -343,13 +410,12 @@ func (p *fastPlan) encode(b []byte, base unsafe.Pointer, compact bool) ([]byte, 
 			}
 			b = appendMsgpackLen(b, 0, 0xc5, len(s))
 			b = append(b, s...)
-		case fkAddress:
-			a := (*Address)(at)
-			if a.IsZero() {
+		case fkSpecial:
+			if p.sp.IsZero(at) {
 				b = append(b, 0xc0)
 			} else {
-				b = append(b, 0xc4, addressLen)
-				b = a.appendBinary(b)
+				b = append(b, 0xc4, byte(p.sp.Len))
+				b = p.sp.Append(b, at)
 			}
 		case fkStruct:
 			var ok bool
@@ -403,7 +469,7 @@ func (p *fastPlan) decode(b []byte, base unsafe.Pointer) ([]byte, fastStatus) {
 			b = b[len(f.key):]
 		}
 		var st fastStatus
-		if b, st = f.decode(b, unsafe.Add(base, f.off)); st != fastOK {
+		if b, st = f.decode(b, unsafe.Add(base, f.off), p.sp); st != fastOK {
 			return b, st
 		}
 	}
@@ -412,7 +478,7 @@ func (p *fastPlan) decode(b []byte, base unsafe.Pointer) ([]byte, fastStatus) {
 
 // decode decodes the field from the start of b into at (zero), as the
 // library's decoder for its kind would, and returns the bytes after it.
-func (f *fastField) decode(b []byte, at unsafe.Pointer) ([]byte, fastStatus) {
+func (f *fastField) decode(b []byte, at unsafe.Pointer, sp *Special) ([]byte, fastStatus) {
 	if len(b) == 0 {
 		return b, fastDecline
 	}
@@ -479,17 +545,18 @@ func (f *fastField) decode(b []byte, at unsafe.Pointer) ([]byte, fastStatus) {
 			*(*[]byte)(at) = append(make([]byte, 0, n), rest[:n]...)
 		}
 		return rest[max(n, 0):], fastOK
-	case fkAddress:
+	case fkSpecial:
 		if b[0] == 0xc0 {
 			return b[1:], fastOK
 		}
-		if len(b) < 2+addressLen || b[0] != 0xc4 || b[1] != addressLen {
+		n := sp.Len
+		if len(b) < 2+n || b[0] != 0xc4 || int(b[1]) != n {
 			return b, fastDecline
 		}
-		if (*Address)(at).UnmarshalBinary(b[2:2+addressLen]) != nil {
+		if !sp.Load(at, b[2:2+n]) {
 			return b, fastDecline
 		}
-		return b[2+addressLen:], fastOK
+		return b[2+n:], fastOK
 	case fkStruct:
 		return f.sub.decode(b, at)
 	}

@@ -1,7 +1,8 @@
-package reign
+package msgpackfast
 
 import (
 	"bytes"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -12,9 +13,95 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unsafe"
 
 	"github.com/vmihailenco/msgpack/v5"
 )
+
+// addr stands for reign's Address, which this package cannot import: the
+// Special type, encoded the same way (nil when zero, else a 14-byte bin of
+// node, incarnation and id; an id with a zero generation, its top 32 bits,
+// is no address).
+type addr struct {
+	node uint16
+	inc  uint32
+	id   uint64
+}
+
+const addrLen = 14
+
+var addrType = reflect.TypeFor[addr]()
+
+func (a addr) isZero() bool { return a == addr{} }
+
+func (a addr) appendBinary(b []byte) []byte {
+	b = binary.BigEndian.AppendUint16(b, a.node)
+	b = binary.BigEndian.AppendUint32(b, a.inc)
+	return binary.BigEndian.AppendUint64(b, a.id)
+}
+
+func (a *addr) load(b []byte) bool {
+	v := addr{binary.BigEndian.Uint16(b), binary.BigEndian.Uint32(b[2:]), binary.BigEndian.Uint64(b[6:])}
+	if !v.isZero() && v.id>>32 == 0 {
+		return false
+	}
+	*a = v
+	return true
+}
+
+func (a addr) EncodeMsgpack(e *msgpack.Encoder) error {
+	if a.isZero() {
+		return e.EncodeNil()
+	}
+	return e.EncodeBytes(a.appendBinary(nil))
+}
+
+func (a *addr) DecodeMsgpack(d *msgpack.Decoder) error {
+	n, err := d.DecodeBytesLen()
+	if err != nil || n == -1 {
+		*a = addr{}
+		return err
+	}
+	if n != addrLen {
+		return fmt.Errorf("address of %d bytes", n)
+	}
+	var b [addrLen]byte
+	if err := d.ReadFull(b[:]); err != nil {
+		return err
+	}
+	if !a.load(b[:]) {
+		return errors.New("address generation 0")
+	}
+	return nil
+}
+
+// testCodec is the fast path as reign sets it up, with addr for Address.
+var testCodec = New(Special{
+	Type:   addrType,
+	Len:    addrLen,
+	IsZero: func(p unsafe.Pointer) bool { return (*addr)(p).isZero() },
+	Append: func(b []byte, p unsafe.Pointer) []byte { return (*addr)(p).appendBinary(b) },
+	Load:   func(p unsafe.Pointer, b []byte) bool { return (*addr)(p).load(b) },
+})
+
+// unmarshal is MsgpackCodec.Unmarshal: the fast path, else Scan and the
+// library.
+func unmarshal(data []byte, ptr any) error {
+	if done, err := testCodec.Unmarshal(data, ptr); done {
+		return err
+	}
+	n, err := Scan(data)
+	if err != nil {
+		return err
+	}
+	if n != len(data) {
+		return fmt.Errorf("%d bytes after the value", len(data)-n)
+	}
+	return msgpack.NewDecoder(bytes.NewReader(data)).Decode(ptr)
+}
+
+// nodeID is a named integer type, like reign's NodeID.
+type nodeID uint16
 
 // fastAll has a field of every kind the fast path handles.
 type fastAll struct {
@@ -33,24 +120,24 @@ type fastAll struct {
 	F64 float64
 	S   string
 	Bs  []byte
-	A   Address
+	A   addr
 	In  fastInner
 	J   string        `json:"j"` // msgpack reads no json tag by default
-	N   NodeID        // a named integer type
+	N   nodeID        // a named integer type
 	D   time.Duration // another, with a String method
 }
 
 type fastInner struct {
 	X  int64
 	Y  string
-	A  Address
+	A  addr
 	Bs []byte
 }
 
 // fastMsg is reign_bench's message.
 type fastMsg struct {
 	Seq     int64
-	From    Address
+	From    addr
 	Payload []byte
 }
 
@@ -61,11 +148,24 @@ type fast17 struct {
 	F0, F1, F2, F3, F4, F5, F6, F7, F8, F9, F10, F11, F12, F13, F14, F15, F16 int
 }
 
+// deepType returns a plain struct type nesting depth structs, each with
+// one field In holding the next (the innermost is empty): reflect builds
+// them, as the compiler would choke on 256 nested type literals.
+func deepType(depth int) reflect.Type {
+	t := reflect.TypeFor[fastEmpty]()
+	for range depth - 1 {
+		t = reflect.StructOf([]reflect.StructField{{Name: "In", Type: t}})
+	}
+	return t
+}
+
+// fastDeep nests plain structs MaxDepth deep, fastTooDeep one more.
+var fastDeep, fastTooDeep = deepType(MaxDepth), deepType(MaxDepth + 1)
+
 // fastPlainTypes are the plain types the tests run over.
 var fastPlainTypes = []reflect.Type{
 	reflect.TypeFor[fastAll](), reflect.TypeFor[fastInner](), reflect.TypeFor[fastMsg](),
-	reflect.TypeFor[fastEmpty](), reflect.TypeFor[fast17](), reflect.TypeFor[testPing](),
-	reflect.TypeFor[testMsg](), reflect.TypeFor[MultipleClaim](), // (MailboxClosed has an error field now: not plain)
+	reflect.TypeFor[fastEmpty](), reflect.TypeFor[fast17](), fastDeep,
 }
 
 // libMarshal encodes v with the library alone, as MsgpackCodec did before
@@ -83,7 +183,7 @@ func libMarshal(t testing.TB, v any, compact bool) []byte {
 
 // fastTook reports whether the fast path alone decoded data into ptr.
 func fastTook(data []byte, ptr any) bool {
-	done, err := fastUnmarshal(data, ptr)
+	done, err := testCodec.Unmarshal(data, ptr)
 	return done && err == nil
 }
 
@@ -136,15 +236,15 @@ func (g fastRand) length() int {
 	return g.r.IntN(40)
 }
 
-func (g fastRand) address() Address {
+func (g fastRand) address() addr {
 	if g.r.IntN(3) == 0 {
-		return Address{}
+		return addr{}
 	}
-	return Address{node: NodeID(g.r.Uint32()), inc: g.r.Uint32(), id: g.r.Uint64() | 1<<32}
+	return addr{node: uint16(g.r.Uint32()), inc: g.r.Uint32(), id: g.r.Uint64() | 1<<32}
 }
 
 func (g fastRand) fill(v reflect.Value) {
-	if v.Type() == addressType {
+	if v.Type() == addrType {
 		v.Set(reflect.ValueOf(g.address()))
 		return
 	}
@@ -200,23 +300,19 @@ func TestMsgpackFastEncodeMatchesLibrary(t *testing.T) {
 	t.Parallel()
 	g := fastRand{rand.New(rand.NewPCG(1, 2))}
 	for _, typ := range fastPlainTypes {
-		if fastPlanFor(typ) == nil {
+		if !testCodec.Plain(typ) {
 			t.Fatalf("%v is not plain", typ)
 		}
 		for _, p := range g.values(typ, 300) {
 			v := p.Elem().Interface()
 			for _, compact := range []bool{false, true} {
 				want := libMarshal(t, v, compact)
-				got, ok := fastMarshal([]byte("prefix"), v, compact)
+				got, ok := testCodec.Marshal([]byte("prefix"), v, compact)
 				if !ok {
 					t.Fatalf("%v took no fast path", typ)
 				}
 				if !bytes.Equal(got, append([]byte("prefix"), want...)) {
 					t.Fatalf("%v compact=%v %+v:\n fast %x\n  lib %x", typ, compact, v, got, want)
-				}
-				codecOut, err := MsgpackCodec{Compact: compact}.Marshal(nil, v)
-				if err != nil || !bytes.Equal(codecOut, want) {
-					t.Fatalf("MsgpackCodec.Marshal(%v) = %x, %v; want %x", typ, codecOut, err, want)
 				}
 			}
 		}
@@ -340,7 +436,7 @@ func TestMsgpackFastFallback(t *testing.T) {
 			}(),
 			"address as bin16": func() []byte {
 				x := append([]msgpack.RawMessage(nil), vals...)
-				x[15] = append(msgpack.RawMessage{0xc5, 0, addressLen}, Address{node: 1, inc: 2, id: 3 << 32}.appendBinary(nil)...)
+				x[15] = append(msgpack.RawMessage{0xc5, 0, addrLen}, addr{node: 1, inc: 2, id: 3 << 32}.appendBinary(nil)...)
 				return joinPairs(t, keys, x)
 			}(),
 			"trailing": append(libMarshal(t, v, false), 0),
@@ -357,12 +453,12 @@ func TestMsgpackFastFallback(t *testing.T) {
 				t.Fatalf("%s: a declined fast decode left %+v", name, fast)
 			}
 			var got, want fastAll
-			errGot := MsgpackCodec{}.Unmarshal(data, &got)
+			errGot := unmarshal(data, &got)
 			errWant := libUnmarshal(data, &want)
 			if (errGot == nil) != (errWant == nil) {
 				t.Fatalf("%s: codec error %v, library error %v", name, errGot, errWant)
 			}
-			if !sameValue(t, got, want) {
+			if errGot == nil && !sameValue(t, got, want) {
 				t.Fatalf("%s: codec %+v, library %+v", name, got, want)
 			}
 			if fastToo[name] && !sameValue(t, fast, want) {
@@ -381,7 +477,7 @@ func TestMsgpackFastNonZeroTarget(t *testing.T) {
 	t.Parallel()
 	data := libMarshal(t, map[string]any{"Seq": 7}, false)
 	got := fastMsg{Payload: []byte("kept")}
-	if err := (MsgpackCodec{}).Unmarshal(data, &got); err != nil {
+	if err := unmarshal(data, &got); err != nil {
 		t.Fatal(err)
 	}
 	if got.Seq != 7 || string(got.Payload) != "kept" {
@@ -404,7 +500,7 @@ func TestMsgpackFastHostileLength(t *testing.T) {
 		var before, after runtime.MemStats
 		runtime.ReadMemStats(&before)
 		var m fastMsg
-		err := MsgpackCodec{}.Unmarshal(data, &m)
+		err := unmarshal(data, &m)
 		runtime.ReadMemStats(&after)
 		if !errors.Is(err, io.ErrUnexpectedEOF) {
 			t.Errorf("%s: %v, want io.ErrUnexpectedEOF", name, err)
@@ -457,50 +553,83 @@ func TestMsgpackFastNotPlain(t *testing.T) {
 		fastTagged{1}, fastUnexported{1, 2}, fastMap{map[string]int{"a": 1}}, fastIface{"x"},
 		fastPtr{&one}, fastInts{[]int{1}}, fastArr{[4]byte{1}}, fastTime{time.Unix(1, 0)},
 		fastEmbed{fastInner{X: 1}}, fastCustomField{3}, fastNested{fastIface{2}}, fastSelf{4},
-		&fastMsg{Seq: 1}, Address{}, 5, "s", []byte("b"),
+		&fastMsg{Seq: 1}, addr{}, 5, "s", []byte("b"),
 	} {
 		typ := reflect.TypeOf(v)
-		if typ.Kind() == reflect.Struct && fastPlanFor(typ) != nil {
+		if typ.Kind() == reflect.Struct && testCodec.Plain(typ) {
 			t.Errorf("%v has a fast plan", typ)
 		}
 		for _, compact := range []bool{false, true} {
-			if _, ok := fastMarshal(nil, v, compact); ok {
+			if _, ok := testCodec.Marshal(nil, v, compact); ok {
 				t.Errorf("%v took the fast path", typ)
 			}
-			data, err := MsgpackCodec{Compact: compact}.Marshal(nil, v)
-			if err != nil || !bytes.Equal(data, libMarshal(t, v, compact)) {
-				t.Errorf("%v: Marshal = %x, %v", typ, data, err)
-			}
+			data := libMarshal(t, v, compact)
 			p := reflect.New(typ)
-			if done, _ := fastUnmarshal(data, p.Interface()); done {
+			if done, _ := testCodec.Unmarshal(data, p.Interface()); done {
 				t.Errorf("%v decoded by the fast path", typ)
 			}
-			if err := (MsgpackCodec{}).Unmarshal(data, p.Interface()); err != nil {
+			if err := unmarshal(data, p.Interface()); err != nil {
 				t.Errorf("%v: Unmarshal: %v", typ, err)
 			}
 		}
 	}
 }
 
-// fastFuzzTypes are the types FuzzMsgpackFast decodes into.
-var fastFuzzTypes = []reflect.Type{reflect.TypeFor[fastAll](), reflect.TypeFor[fastMsg](), reflect.TypeFor[fastEmpty]()}
+// TestMsgpackFastTooDeep: a plain struct type nested deeper than MaxDepth
+// has no plan, and its values are refused, whichever path decodes them.
+func TestMsgpackFastTooDeep(t *testing.T) {
+	t.Parallel()
+	if !testCodec.Plain(fastDeep) || testCodec.Plain(fastTooDeep) {
+		t.Fatalf("plain at MaxDepth: %v, at MaxDepth+1: %v", testCodec.Plain(fastDeep), testCodec.Plain(fastTooDeep))
+	}
+	data := libMarshal(t, reflect.New(fastTooDeep).Elem().Interface(), false)
+	for _, typ := range []reflect.Type{fastTooDeep, reflect.TypeFor[any](), reflect.TypeFor[fastEmpty]()} {
+		if err := unmarshal(data, reflect.New(typ).Interface()); !errors.Is(err, ErrTooDeep) {
+			t.Errorf("into %.40v: %v, want ErrTooDeep", typ, err)
+		}
+	}
+	data = libMarshal(t, reflect.New(fastDeep).Elem().Interface(), true)
+	got := reflect.New(fastDeep)
+	if !fastTook(data, got.Interface()) {
+		t.Fatal("the fast path declined a value MaxDepth deep")
+	}
+}
 
-// FuzzMsgpackFast decodes arbitrary bytes through MsgpackCodec (fast path
-// and fallback) and through the library alone: both fail, or both give the
-// same value. Nothing panics.
+// fastFuzzTypes are the types FuzzMsgpackFast decodes into.
+var fastFuzzTypes = []reflect.Type{reflect.TypeFor[fastAll](), reflect.TypeFor[fastMsg](), reflect.TypeFor[fastEmpty](), fastDeep, reflect.TypeFor[[]any]()}
+
+// FuzzMsgpackFast decodes arbitrary bytes as MsgpackCodec does (fast path,
+// else Scan and the library) and through the library alone: both fail, or
+// both give the same value. Nothing panics, and nothing nested deeper than
+// MaxDepth decodes.
 func FuzzMsgpackFast(f *testing.F) {
 	g := fastRand{rand.New(rand.NewPCG(7, 8))}
-	for _, typ := range fastFuzzTypes {
+	for _, typ := range fastFuzzTypes[:4] {
 		for _, p := range g.values(typ, 3) {
 			for _, compact := range []bool{false, true} {
 				f.Add(libMarshal(f, p.Elem().Interface(), compact))
 			}
 		}
 	}
+	for _, depth := range []int{MaxDepth, MaxDepth + 1} {
+		f.Add(nested([]byte{0x91}, depth, 0xc0))
+		f.Add(nested([]byte{0x81, 0xa1, 'k'}, depth, 0xc0)) // maps: {"k": {"k": ...}}
+	}
+	f.Add(append([]byte{0x81, 0xa2, 'I', 'n'}, libMarshal(f, reflect.New(fastDeep).Elem().Interface(), false)...)) // fastTooDeep
 	f.Fuzz(func(t *testing.T, data []byte) {
 		for _, typ := range fastFuzzTypes {
 			got, want := reflect.New(typ), reflect.New(typ)
-			errGot := MsgpackCodec{}.Unmarshal(data, got.Interface())
+			errGot := unmarshal(data, got.Interface())
+			if d, _, _ := refScan(data); errGot == nil && d > MaxDepth {
+				t.Fatalf("%v: decoded a value %d deep", typ, d)
+			}
+			if errors.Is(errGot, ErrTooDeep) {
+				// The library alone decodes any depth (of a small input).
+				if d, _, _ := refScan(data); d <= MaxDepth {
+					t.Fatalf("%v: ErrTooDeep for depth %d", typ, d)
+				}
+				continue
+			}
 			errWant := libUnmarshal(data, want.Interface())
 			if (errGot == nil) != (errWant == nil) {
 				t.Fatalf("%v: codec error %v, library error %v", typ, errGot, errWant)
