@@ -24,7 +24,7 @@ func TestOneConnectionPerPair(t *testing.T) {
 		cn, err := p.dial(ctx) // node 2 dialing node 1: against the rule
 		cancel()
 		if err == nil {
-			cn.close(errConnClosed)
+			cn.close(CloseReplaced, nil)
 			t.Fatal("node 1 accepted a connection from the higher ID")
 		}
 	}

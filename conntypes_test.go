@@ -181,7 +181,7 @@ func TestProtocolOverConnTypes(t *testing.T) {
 				p := n2.cl.peers[1]
 				p.mu.Lock()
 				defer p.mu.Unlock()
-				return len(p.watched) == 1
+				return len(p.links.watched) == 1
 			})
 			_ = b.Close() // n2's end fails; n1 sees the connection drop
 			mc := recv(t, wmb).(MailboxClosed)

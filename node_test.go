@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -48,7 +49,7 @@ func TestNewNodeRefusesBadConfig(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if n.ID() != 0 || n.String() != "node 0" || n.Stats() != (Stats{}) {
+	if n.ID() != 0 || n.String() != "node 0" || !reflect.DeepEqual(n.Stats(), Stats{}) {
 		t.Fatalf("zero config node: %v %v %+v", n.ID(), n, n.Stats())
 	}
 }
@@ -68,7 +69,7 @@ func TestServeLocalOnlyAndTwice(t *testing.T) {
 	tc := newTestCluster(t, 2, nil)
 	tc.connected()
 	n1 := tc.node(1)
-	if err := n1.Serve(context.Background()); err == nil || !strings.HasPrefix(err.Error(), "reign: ") {
+	if err := n1.Serve(context.Background()); !errors.Is(err, ErrAlreadyServing) {
 		t.Fatalf("a second concurrent Serve returned %v", err)
 	}
 	// node 2 stops and is served again on its spec address: node 1 reconnects

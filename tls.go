@@ -34,18 +34,6 @@ import (
 	"github.com/reign-go/reign/internal/certs"
 )
 
-var (
-	// ErrBadCertificate: a certificate is not a usable reign node
-	// certificate: not signed by the cluster's CA, expired or not yet
-	// valid, missing the server or client authentication usage, or not
-	// naming exactly one node.
-	ErrBadCertificate = errors.New("reign: bad certificate")
-
-	// ErrPeerIdentity: the peer's certificate is good but names another
-	// node than the one expected.
-	ErrPeerIdentity = errors.New("reign: peer identity mismatch")
-)
-
 // nodeTLS is one node's TLS material: its certificate and key, the
 // cluster's CA pool and its own ID. It is immutable after loading and safe
 // for concurrent use; the configs it returns are fresh on every call.
