@@ -28,7 +28,9 @@ func TestOneConnectionPerPair(t *testing.T) {
 			t.Fatal("node 1 accepted a connection from the higher ID")
 		}
 	}
-	waitUntil(t, 5*time.Second, func() bool { return n1.Stats().Refused >= before1.Refused+3 })
+	checkFor(t, 5*time.Second, func() error {
+		return unless(n1.Stats().Refused >= before1.Refused+3, "n1.Stats().Refused >= before1.Refused+3")
+	})
 	if got := n1.cl.peers[2].live.Load(); got != live {
 		t.Fatal("the established connection was replaced")
 	}
@@ -77,7 +79,7 @@ func TestGoroutinesAreOPeers(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	waitUntil(t, 10*time.Second, func() bool { return mbs[len(mbs)-1].Len() == 1 })
+	checkFor(t, 10*time.Second, func() error { return unless(mbs[len(mbs)-1].Len() == 1, "mbs[len(mbs)-1].Len() == 1") })
 	if got := runtime.NumGoroutine(); got > base+2 {
 		t.Fatalf("goroutines: %d with 10,000 mailboxes, %d before", got, base)
 	}

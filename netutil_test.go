@@ -2,6 +2,7 @@ package reign
 
 import (
 	"context"
+	"fmt"
 	"net"
 	"os"
 	"path/filepath"
@@ -185,26 +186,14 @@ func (tc *testCluster) connected() {
 		ns = append(ns, n)
 	}
 	tc.mu.Unlock()
-	waitUntil(tc.t, 10*time.Second, func() bool {
+	checkFor(tc.t, 10*time.Second, func() error {
 		for _, n := range ns {
-			if n.Stats().PeersUp != len(ns)-1 {
-				return false
+			if up := n.Stats().PeersUp; up != len(ns)-1 {
+				return fmt.Errorf("%v has %d peers up, want %d", n, up, len(ns)-1)
 			}
 		}
-		return true
+		return nil
 	})
-}
-
-// waitUntil polls fn until it is true, failing the test after timeout.
-func waitUntil(t testing.TB, timeout time.Duration, fn func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !fn() {
-		if time.Now().After(deadline) {
-			t.Fatalf("condition not met within %v", timeout)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
 }
 
 type testMsg struct {

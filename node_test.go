@@ -77,10 +77,10 @@ func TestServeLocalOnlyAndTwice(t *testing.T) {
 	n2 := tc.node(2)
 	ns, _ := tc.spec.Node(2)
 	var ln net.Listener
-	waitUntil(t, 5*time.Second, func() bool {
+	checkFor(t, 5*time.Second, func() error {
 		var err error
 		ln, err = net.Listen("tcp", ns.Address)
-		return err == nil
+		return err
 	})
 	_ = ln.Close() // free the port for Serve's own listener
 	n2.cfg.Listener = nil
@@ -88,5 +88,7 @@ func TestServeLocalOnlyAndTwice(t *testing.T) {
 	done := make(chan error, 1)
 	go func() { done <- n2.Serve(ctx2) }()
 	defer func() { cancel2(); <-done }()
-	waitUntil(t, 10*time.Second, func() bool { return n1.Stats().PeersUp == 1 && n2.Stats().PeersUp == 1 })
+	checkFor(t, 10*time.Second, func() error {
+		return unless(n1.Stats().PeersUp == 1 && n2.Stats().PeersUp == 1, "n1.Stats().PeersUp == 1 && n2.Stats().PeersUp == 1")
+	})
 }

@@ -167,10 +167,10 @@ func TestTwoProcesses(t *testing.T) {
 
 	child := startChild(t, path, 2)
 	var echo Address
-	waitUntil(t, 20*time.Second, func() bool {
+	checkFor(t, 20*time.Second, func() error {
 		var ok bool
 		echo, ok = n1.Lookup("echo")
-		return ok
+		return unless(ok, "ok")
 	})
 	me, mb := n1.NewMailbox()
 	for i := 0; i < 1000; i++ {
@@ -209,10 +209,10 @@ func TestTwoProcesses(t *testing.T) {
 	// a restarted node is a new incarnation; its name comes back
 	startChild(t, path, 2)
 	var echo2 Address
-	waitUntil(t, 20*time.Second, func() bool {
+	checkFor(t, 20*time.Second, func() error {
 		var ok bool
 		echo2, ok = n1.Lookup("echo")
-		return ok && echo2 != echo
+		return unless(ok && echo2 != echo, "ok && echo2 != echo")
 	})
 	if err := echo.Send(testMsg{Seq: -1, From: me}); err != nil {
 		t.Fatal(err) // dropped, as sends to remote closed mailboxes are

@@ -17,10 +17,10 @@ func TestRemoteSendAndReplyAcrossThreeNodes(t *testing.T) {
 	if err := n1.Register("echo", echo); err != nil {
 		t.Fatal(err)
 	}
-	waitUntil(t, 5*time.Second, func() bool {
+	checkFor(t, 5*time.Second, func() error {
 		_, ok2 := n2.Lookup("echo")
 		_, ok3 := n3.Lookup("echo")
-		return ok2 && ok3
+		return unless(ok2 && ok3, "ok2 && ok3")
 	})
 	for _, n := range []*Node{n2, n3} {
 		me, mb := n.NewMailbox()
@@ -76,10 +76,10 @@ func TestRemoteLinkFiresOnCloseAndOnNodeLoss(t *testing.T) {
 	ra.OnCloseNotify(watcher)
 	rb.OnCloseNotify(watcher)
 	// the link frame must reach n2 before the close: wait for it
-	waitUntil(t, 5*time.Second, func() bool {
+	checkFor(t, 5*time.Second, func() error {
 		amb.mu.Lock()
 		defer amb.mu.Unlock()
-		return len(amb.links) == 1
+		return unless(len(amb.links) == 1, "len(amb.links) == 1")
 	})
 	amb.Close()
 	if mc := recv(t, wmb).(MailboxClosed); mc.Address != ra || mc.Reason != Normal {
