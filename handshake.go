@@ -60,6 +60,11 @@ func exchangeHello(ctx context.Context, n *Node, tc net.Conn, certID NodeID) (ha
 	werr := <-errc
 	h := handshaken{Hello: remote, r: r, dr: dr}
 	if rerr != nil {
+		if refusedCertificate(rerr) {
+			// TLS 1.3: the server's refusal of our certificate arrives
+			// after the client's handshake completed
+			return h, fmt.Errorf("%w: the peer refused this node's certificate: %w", ErrBadCertificate, rerr)
+		}
 		return h, fmt.Errorf("%w: reading hello: %w", ErrHandshake, rerr)
 	}
 	if werr != nil {
