@@ -107,20 +107,32 @@ func (tc *testCluster) config(id NodeID, ln net.Listener) Config {
 // start makes and serves node id on ln (nil: listen on its spec address).
 func (tc *testCluster) start(id NodeID, ln net.Listener) *Node {
 	tc.t.Helper()
+	n := tc.make(id, ln)
+	tc.serve(id, n, nil)
+	return n
+}
+
+// startAtOnce makes every node of lns, then starts their Serves at the
+// same moment.
+func (tc *testCluster) startAtOnce(lns map[NodeID]net.Listener) {
+	tc.t.Helper()
+	gate := make(chan struct{})
+	for id, ln := range lns {
+		tc.serve(id, tc.make(id, ln), gate)
+	}
+	close(gate)
+}
+
+// make makes node id on ln (nil: listen on its spec address).
+func (tc *testCluster) make(id NodeID, ln net.Listener) *Node {
+	tc.t.Helper()
 	if ln == nil {
 		ns, _ := tc.spec.Node(id)
-		var err error
-		deadline := time.Now().Add(5 * time.Second)
-		for {
+		checkFor(tc.t, 5*time.Second, func() error {
+			var err error
 			ln, err = net.Listen("tcp", ns.Address)
-			if err == nil || time.Now().After(deadline) {
-				break
-			}
-			time.Sleep(20 * time.Millisecond)
-		}
-		if err != nil {
-			tc.t.Fatal(err)
-		}
+			return err
+		})
 	}
 	n, err := NewNode(tc.config(id, ln))
 	if err != nil {
@@ -131,17 +143,24 @@ func (tc *testCluster) start(id NodeID, ln net.Listener) *Node {
 			tc.t.Fatal(err)
 		}
 	}
+	return n
+}
+
+// serve runs n's Serve as node id once gate is closed (nil: at once).
+func (tc *testCluster) serve(id NodeID, n *Node, gate <-chan struct{}) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
+		if gate != nil {
+			<-gate
+		}
 		_ = n.Serve(ctx)
 	}()
 	tc.mu.Lock()
 	tc.nodes[id] = n
 	tc.stop[id] = func() { cancel(); <-done }
 	tc.mu.Unlock()
-	return n
 }
 
 // node returns the running node id.
