@@ -192,7 +192,11 @@ func TestTwoProcesses(t *testing.T) {
 	// kill -9: the connection resets and the link fires at once
 	w, wmb := n1.NewMailbox()
 	echo.OnCloseNotify(w)
-	time.Sleep(50 * time.Millisecond) // let the Link frame reach the child
+	// the Link frame reaches the child before this call's request (one
+	// connection, in order), so once the call is answered it is in place
+	if _, err := Call(cctx, echo, "after the link"); err != nil {
+		t.Fatal(err)
+	}
 	killed := time.Now()
 	if err := child.Process.Kill(); err != nil {
 		t.Fatal(err)
