@@ -29,6 +29,11 @@ type cluster struct {
 	stats      counters
 	handshakes handshakeSet // the incoming handshakes in progress
 
+	// testHookHandedOver, if set, runs after the listener has handed an
+	// accepted connection to its peer: a test makes a handshake flood
+	// arrive exactly then.
+	testHookHandedOver func()
+
 	mu      sync.Mutex
 	serving bool  // a Serve is running
 	fatal   error // why the listener cannot come back; ends Serve

@@ -3,6 +3,7 @@ package reign
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net"
 	"os"
@@ -280,4 +281,39 @@ func TestDuplicateNodeKeptOneNoStorm(t *testing.T) {
 	checkFor(t, testTimeout, func() error {
 		return unless(n2.Stats().Peers[1].Up && dup.Stats().Peers[2].Up, "the remaining node 1 is not connected to node 2")
 	})
+}
+
+// Bug: when the handshake limit was reached, a new connection could evict
+// one whose handshake had completed and which was already handed to its
+// peer: an established connection died. Node 2 here has room for one
+// handshake, and right after each hand-over a new connection arrives that
+// evicts the oldest handshake, however young: the connection that is up
+// must not be it.
+func TestHandshakeEvictionSparesConnectionsUp(t *testing.T) {
+	t.Parallel()
+	tc, lns := newBareCluster(t, 2, nil)
+	n2 := tc.make(2, lns[2])
+	n2.cl.handshakes.limit = 1
+	n2.cl.testHookHandedOver = func() {
+		a, b := net.Pipe()
+		defer b.Close()
+		if n2.cl.handshakes.admit(a, 0) {
+			n2.cl.handshakes.finish(a)
+		}
+		_ = a.Close()
+	}
+	tc.serve(2, n2, nil)
+	tc.start(1, lns[1])
+	tc.connected()
+	n1 := tc.node(1)
+	watch := time.Now().Add(300 * time.Millisecond) // 3 heartbeat intervals
+	checkFor(t, testTimeout, func() error {
+		if s := n2.Stats().Peers[1]; s.Connects != 1 || len(s.Closes) != 0 {
+			return fmt.Errorf("node 2's connection to node 1 did not stay up: %+v", s)
+		}
+		return unless(time.Now().After(watch), "watching the connection")
+	})
+	if s := n2.Stats().Peers[1]; s.Connects != 1 || len(s.Closes) != 0 || !n1.Stats().Peers[2].Up {
+		t.Fatalf("node 2's connection to node 1 did not stay up: %+v", s)
+	}
 }

@@ -217,4 +217,7 @@ func (c *cluster) accept(ctx context.Context, nc net.Conn) {
 		return
 	}
 	p.offerConn(ctx, cn)
+	if hook := c.testHookHandedOver; hook != nil {
+		hook()
+	}
 }
