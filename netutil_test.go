@@ -225,3 +225,26 @@ type netPing struct {
 	N     int
 	Reply Address
 }
+
+// flushPeers makes a Call between every ordered pair of nodes: a frame
+// either node sent the other before it has then been handled (one
+// connection per pair, in order), so a test can check that nothing more
+// came without sleeping.
+func flushPeers(t *testing.T, nodes ...*Node) {
+	t.Helper()
+	servers := make([]Address, len(nodes))
+	for i, n := range nodes {
+		servers[i], _ = startServer(t, n, doubler)
+	}
+	for i, from := range nodes {
+		for j := range nodes {
+			if i == j {
+				continue
+			}
+			v, err := Call(testCtx(t), from.BindAddress(servers[j]), 21)
+			if err != nil || v != 42 {
+				t.Fatalf("flush call from %v to %v: %v, %v", from, nodes[j], v, err)
+			}
+		}
+	}
+}

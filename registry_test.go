@@ -140,7 +140,7 @@ func TestRegistrySameNameOnSeveralNodes(t *testing.T) {
 			t.Fatalf("got %#v", mc)
 		}
 	}
-	time.Sleep(100 * time.Millisecond) // nothing more should come
+	flushPeers(t, n1, n2, n3) // whatever else was coming has come
 	if amb.Len() != 0 || bmb.Len() != 0 {
 		t.Fatalf("extra messages: %d %d", amb.Len(), bmb.Len())
 	}
@@ -254,7 +254,7 @@ func TestRegistryConflictAfterPartitionHeals(t *testing.T) {
 			t.Fatalf("got %#v", mc)
 		}
 	}
-	time.Sleep(200 * time.Millisecond)
+	flushPeers(t, n1, n2, n3) // whatever else was coming has come
 	if amb.Len() != 0 || bmb.Len() != 0 {
 		t.Fatalf("told more than once: %d, %d", amb.Len(), bmb.Len())
 	}
