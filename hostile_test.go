@@ -473,11 +473,13 @@ func testHostileSlowlorisMeanwhile(t *testing.T) {
 	h := newHostileCluster(t, func(cfg *Config) { cfg.HandshakeTimeout = 3 * time.Second })
 	before := h.n4.Stats()
 	var open sync.WaitGroup
+	dialed := 0
 	for i := 0; i < 100; i++ {
 		c, err := net.DialTimeout("tcp", h.addr, 5*time.Second)
 		if err != nil {
 			continue
 		}
+		dialed++
 		t.Cleanup(func() { _ = c.Close() })
 		open.Add(1)
 		go func() {
@@ -486,7 +488,15 @@ func testHostileSlowlorisMeanwhile(t *testing.T) {
 			_, _ = io.Copy(io.Discard, c)
 		}()
 	}
-	time.Sleep(100 * time.Millisecond) // let the listener take them all
+	// the listener has taken them all: every slot held, the rest refused
+	checkFor(t, 5*time.Second, func() error {
+		h.n4.cl.handshakes.mu.Lock()
+		held := len(h.n4.cl.handshakes.active)
+		h.n4.cl.handshakes.mu.Unlock()
+		refused := h.n4.Stats().Refused - before.Refused
+		return unless(held == maxHandshakes && int(refused) >= dialed-maxHandshakes,
+			"%d handshake slots held, %d connections refused, of %d dialed", held, refused, dialed)
+	})
 	h.pings[1].stop(t, "node 3 before its restart", false)
 	h.tc.kill(3)
 	restart := time.Now()
