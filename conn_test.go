@@ -317,3 +317,25 @@ func TestHandshakeEvictionSparesConnectionsUp(t *testing.T) {
 		t.Fatalf("node 2's connection to node 1 did not stay up: %+v", s)
 	}
 }
+
+// Every close reason has a name (a reason appended without one would log
+// as "unknown"), and the names are distinct.
+func TestCloseReasonNames(t *testing.T) {
+	seen := map[string]CloseReason{}
+	for r := CloseReason(0); r < numCloseReasons; r++ {
+		name := r.String()
+		if name == "" || (r != CloseUnknown && name == CloseUnknown.String()) {
+			t.Fatalf("close reason %d has no name", r)
+		}
+		if other, dup := seen[name]; dup {
+			t.Fatalf("close reasons %d and %d are both %q", other, r, name)
+		}
+		seen[name] = r
+		if v := r.LogValue(); v.String() != name {
+			t.Fatalf("LogValue of %q is %q", name, v)
+		}
+	}
+	if s := numCloseReasons.String(); s != "closereason("+itoa(int(numCloseReasons))+")" {
+		t.Fatalf("an unknown reason is %q", s)
+	}
+}
