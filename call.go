@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"reflect"
+
+	"github.com/reign-go/reign/internal/wire"
 )
 
 // Request is what Call delivers to a server's mailbox: the body of the call
@@ -107,4 +109,30 @@ func Call(ctx context.Context, server Address, body any) (any, error) {
 		return nil, fmt.Errorf("%w: server %v closed (%v) before replying", ErrMailboxClosed, server, m.Reason)
 	}
 	return nil, fmt.Errorf("reign: internal error: call received %T", v)
+}
+
+// handleRequest delivers a peer's call to a local mailbox. ReplyTo may name
+// a mailbox on any node: a Request can be forwarded. (If the server is
+// gone, the caller's link to it says so.)
+func handleRequest(c *conn, payload []byte) error {
+	m, err := wire.ParseRequest(payload)
+	if err != nil {
+		return err
+	}
+	replyTo := Address{n: c.p.c.n, node: NodeID(m.ReplyTo.Node), inc: m.ReplyTo.Inc, id: m.ReplyTo.ID}
+	return c.deliver(m.To, m.TypeID, m.Body, func(v any) any {
+		return Request{Body: v, replyTo: replyTo, ref: m.CallRef}
+	})
+}
+
+// handleReply delivers the answer to a call to its caller's reply mailbox.
+// (A reply for a closed mailbox is a late one: the caller gave up.)
+func handleReply(c *conn, payload []byte) error {
+	m, err := wire.ParseReply(payload)
+	if err != nil {
+		return err
+	}
+	return c.deliver(m.To, m.TypeID, m.Body, func(v any) any {
+		return callReply{ref: m.CallRef, value: v}
+	})
 }

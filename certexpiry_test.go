@@ -90,7 +90,7 @@ func TestCertExpiryWarns(t *testing.T) {
 	go func() { done <- w.Serve(ctx) }()
 
 	// At start: node 1's certificate (20 days) but not the CA's (365).
-	waitUntil(t, testTimeout, func() bool { n, _ := w.stats(); return n == 1 })
+	checkFor(t, testTimeout, func() error { n, _ := w.stats(); return unless(n == 1, "%d expiry warnings, want 1", n) })
 	if got := h.lines(); len(got) != 1 || !strings.HasPrefix(got[0], "WARN certificate expires soon") || !strings.HasSuffix(got[0], "cert=node 1") {
 		t.Errorf("at start: %q", got)
 	}
@@ -98,12 +98,12 @@ func TestCertExpiryWarns(t *testing.T) {
 	// A day passes: still within the window, warned again.
 	now.Store(start.Add(25 * time.Hour).UnixNano())
 	tick <- time.Time{}
-	waitUntil(t, testTimeout, func() bool { n, _ := w.stats(); return n == 2 })
+	checkFor(t, testTimeout, func() error { n, _ := w.stats(); return unless(n == 2, "%d expiry warnings, want 2", n) })
 
 	// 21 days on, it has expired: an Error.
 	now.Store(start.Add(21 * 24 * time.Hour).UnixNano())
 	tick <- time.Time{}
-	waitUntil(t, testTimeout, func() bool { n, _ := w.stats(); return n == 3 })
+	checkFor(t, testTimeout, func() error { n, _ := w.stats(); return unless(n == 3, "%d expiry warnings, want 3", n) })
 	got := h.lines()
 	if len(got) != 3 || !strings.HasPrefix(got[2], "ERROR certificate expired") {
 		t.Errorf("after expiry: %q", got)

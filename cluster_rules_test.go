@@ -2,6 +2,7 @@ package reign
 
 import (
 	"context"
+	"fmt"
 	"runtime"
 	"testing"
 	"time"
@@ -24,11 +25,13 @@ func TestOneConnectionPerPair(t *testing.T) {
 		cn, err := p.dial(ctx) // node 2 dialing node 1: against the rule
 		cancel()
 		if err == nil {
-			cn.close(errConnClosed)
+			cn.close(CloseReplaced, nil)
 			t.Fatal("node 1 accepted a connection from the higher ID")
 		}
 	}
-	waitUntil(t, 5*time.Second, func() bool { return n1.Stats().Refused >= before1.Refused+3 })
+	checkFor(t, 5*time.Second, func() error {
+		return unless(n1.Stats().Refused >= before1.Refused+3, "n1.Stats().Refused >= before1.Refused+3")
+	})
 	if got := n1.cl.peers[2].live.Load(); got != live {
 		t.Fatal("the established connection was replaced")
 	}
@@ -46,15 +49,25 @@ func TestOneConnectionPerPair(t *testing.T) {
 	}
 }
 
-// TestSimultaneousStartsMakeOneConnection starts both nodes at once, many
-// times: each time exactly one connection is made.
+// TestSimultaneousStartsMakeOneConnection starts both nodes at the same
+// moment, many times: each time exactly one connection is made, and it
+// stays the only one (no second connection replaces it) for a few
+// heartbeat intervals.
 func TestSimultaneousStartsMakeOneConnection(t *testing.T) {
 	t.Parallel()
 	for i := 0; i < 5; i++ {
-		tc := newTestCluster(t, 2, nil)
+		tc, lns := newBareCluster(t, 2, nil)
+		tc.startAtOnce(lns)
 		tc.connected()
-		time.Sleep(20 * time.Millisecond)
-		if c1, c2 := tc.node(1).Stats().Connects, tc.node(2).Stats().Connects; c1 != 1 || c2 != 1 {
+		n1, n2 := tc.node(1), tc.node(2)
+		watch := time.Now().Add(300 * time.Millisecond) // 3 heartbeat intervals
+		checkFor(t, testTimeout, func() error {
+			if c1, c2 := n1.Stats().Connects, n2.Stats().Connects; c1 != 1 || c2 != 1 {
+				return fmt.Errorf("run %d: connects %d and %d, want 1 and 1", i, c1, c2)
+			}
+			return unless(time.Now().After(watch), "watching for a second connection")
+		})
+		if c1, c2 := n1.Stats().Connects, n2.Stats().Connects; c1 != 1 || c2 != 1 {
 			t.Fatalf("run %d: connects %d and %d, want 1 and 1", i, c1, c2)
 		}
 		tc.stopAll()
@@ -77,7 +90,7 @@ func TestGoroutinesAreOPeers(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	waitUntil(t, 10*time.Second, func() bool { return mbs[len(mbs)-1].Len() == 1 })
+	checkFor(t, 10*time.Second, func() error { return unless(mbs[len(mbs)-1].Len() == 1, "mbs[len(mbs)-1].Len() == 1") })
 	if got := runtime.NumGoroutine(); got > base+2 {
 		t.Fatalf("goroutines: %d with 10,000 mailboxes, %d before", got, base)
 	}

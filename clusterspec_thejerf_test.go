@@ -111,10 +111,10 @@ func exchange(t *testing.T, tc *testCluster, from, to NodeID) {
 		t.Fatal(err)
 	}
 	var found Address
-	waitUntil(t, testTimeout, func() bool {
+	checkFor(t, testTimeout, func() error {
 		var ok bool
 		found, ok = tc.node(from).Lookup(name)
-		return ok
+		return unless(ok, "node %d cannot find %q", from, name)
 	})
 	if found.NodeID() != to {
 		t.Fatalf("inbox found on node %d, not %d", found.NodeID(), to)
@@ -206,7 +206,7 @@ func TestCAChangeOver(t *testing.T) {
 	tc2 := &testCluster{t: t, spec: &only, nodes: map[NodeID]*Node{}, stop: map[NodeID]func(){}}
 	t.Cleanup(tc2.stopAll)
 	n2 := tc2.start(2, ln)
-	waitUntil(t, testTimeout, func() bool { return n2.Stats().Refused > 0 })
+	checkFor(t, testTimeout, func() error { return unless(n2.Stats().Refused > 0, "node 2 has refused no connection") })
 	if up := n2.Stats().PeersUp; up != 0 {
 		t.Errorf("node 2, trusting the new CA only, has %d peers up", up)
 	}

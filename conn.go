@@ -1,5 +1,9 @@
 package reign
 
+// This file is a connection's life and its reading side: the reader
+// goroutine and the dispatch table of incoming frames. writer.go is the
+// sending side.
+
 import (
 	"context"
 	"crypto/tls"
@@ -9,6 +13,7 @@ import (
 	"net"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/reign-go/reign/internal/wire"
@@ -24,18 +29,21 @@ import (
 type conn struct {
 	p        *peer
 	nc       net.Conn
+	remote   string // the peer's network address, for logs
 	peerInc  uint32 // the peer's incarnation, from its Hello
+	version  uint16 // the protocol version negotiated in the handshake
 	maxFrame int    // the largest frame we may send: min of both sides' limits
 	limit    int    // the send buffer limit, bytes
 
-	mu       sync.Mutex
-	out      []byte        // frames waiting for the writer
-	spare    []byte        // the writer's other buffer
-	room     chan struct{} // closed when the writer takes out; nil if nobody waits
-	types    []uint32      // sender-side type dictionary: typeInfo.index -> number (0: none yet)
-	ntypes   uint32        // numbers assigned so far
-	closed   bool
-	closeErr error
+	mu          sync.Mutex
+	out         []byte        // frames waiting for the writer
+	spare       []byte        // the writer's other buffer
+	room        chan struct{} // closed when the writer takes out; nil if nobody waits
+	types       []uint32      // sender-side type dictionary: typeInfo.index -> number (0: none yet)
+	ntypes      uint32        // numbers assigned so far
+	closed      bool
+	closeReason CloseReason // why it ended; set once, with closed
+	closeErr    error       // the detail
 
 	wmu       sync.Mutex // held while writing to nc: by the writer, or by a sender writing inline
 	wset      int64      // monotime when the write deadline was last set (guarded by wmu)
@@ -46,37 +54,49 @@ type conn struct {
 	done chan struct{} // closed when the connection is finished
 
 	// Reader-side state, touched only by the reader goroutine.
-	rtypes  []*typeInfo // the peer's type numbers, index = number-1; nil = unknown here
-	rnames  []string
-	goodbye atomic.Bool // the peer said Goodbye: its links fire with NodeShutdown
+	r      *wire.Reader    // from the handshake: it may hold bytes past the Hello
+	dr     *deadlineReader // under r
+	rtypes []*typeInfo     // the peer's type numbers, index = number-1; nil = unknown here
+	rnames []string
 }
 
-func newConn(p *peer, nc net.Conn, h wire.Hello) *conn {
+func newConn(p *peer, nc net.Conn, h handshaken) *conn {
 	n := p.c.n
 	maxFrame := n.cfg.MaxFrameSize
 	if h.MaxFrame != 0 && int(h.MaxFrame) < maxFrame {
 		maxFrame = int(h.MaxFrame)
 	}
+	dr, r := h.dr, h.r
+	if r == nil { // not from exchangeHello (tests)
+		dr = &deadlineReader{nc: nc}
+		r = wire.NewReader(dr, n.cfg.MaxFrameSize)
+	}
+	dr.timeout = n.cfg.HeartbeatTimeout
 	return &conn{
 		p:        p,
 		nc:       nc,
+		remote:   nc.RemoteAddr().String(),
 		peerInc:  h.Incarnation,
+		version:  h.version,
 		maxFrame: maxFrame,
 		limit:    n.cfg.SendBufferLimit,
 		wake:     make(chan struct{}, 1),
 		done:     make(chan struct{}),
+		r:        r,
+		dr:       dr,
 	}
 }
 
-// close ends the connection once, with the first error given.
-func (c *conn) close(err error) {
+// close ends the connection once, with the first reason given; err says
+// more (it may be nil).
+func (c *conn) close(r CloseReason, err error) {
 	c.mu.Lock()
 	if c.closed {
 		c.mu.Unlock()
 		return
 	}
 	c.closed = true
-	c.closeErr = err
+	c.closeReason, c.closeErr = r, err
 	if c.room != nil {
 		close(c.room)
 		c.room = nil
@@ -94,26 +114,33 @@ func (c *conn) close(err error) {
 	}
 }
 
-// errConnClosed is the cause given when this side closes a connection.
-var errConnClosed = errors.New("connection closed")
+// why returns the reason the connection ended and its detail.
+func (c *conn) why() (CloseReason, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.closeReason, c.closeErr
+}
 
 // run runs the connection's reader and writer until either fails or ctx
 // ends, then closes the connection and returns why it ended. When ctx ends
 // the writer flushes what is queued and a Goodbye, so the peer reports
 // NodeShutdown rather than a lost connection.
-func (c *conn) run(ctx context.Context) error {
+func (c *conn) run(ctx context.Context) (CloseReason, error) {
 	var wg sync.WaitGroup
 	wrote := make(chan struct{})
 	stopping := make(chan struct{})
 	wg.Add(2)
 	go func() {
 		defer wg.Done()
-		c.close(c.readLoop())
+		err := c.readLoop()
+		c.close(reasonOf(err), err)
 	}()
 	go func() {
 		defer wg.Done()
 		defer close(wrote)
-		c.close(c.writeLoop(stopping))
+		if err := c.writeLoop(stopping); err != nil {
+			c.close(CloseWriteError, err)
+		}
 	}()
 	select {
 	case <-ctx.Done():
@@ -124,412 +151,142 @@ func (c *conn) run(ctx context.Context) error {
 		case <-t.C:
 		}
 		t.Stop()
-		c.close(errConnClosed)
+		c.close(CloseShutdown, nil)
 	case <-c.done:
 	}
 	wg.Wait()
-	return c.closeErr
+	return c.why()
 }
-
-// goodbyeTimeout bounds the final flush of a connection on shutdown.
-const goodbyeTimeout = 500 * time.Millisecond
-
-// kick wakes the writer.
-func (c *conn) kick() {
-	select {
-	case c.wake <- struct{}{}:
-	default:
-	}
-}
-
-// writeLoop writes batches of queued frames, and a heartbeat whenever
-// nothing has been written (by it or by a sender writing inline) for half
-// the heartbeat interval, checked every half interval: the peer never goes
-// a full interval without a byte. A write that cannot finish within the
-// heartbeat timeout (a peer that stopped reading) ends the connection.
-func (c *conn) writeLoop(stopping <-chan struct{}) error {
-	cfg := &c.p.c.n.cfg
-	hb := time.NewTicker(cfg.HeartbeatInterval / 2)
-	defer hb.Stop()
-	var heartbeat [wire.HeaderSize]byte
-	heartbeatFrame := wire.AppendFrame(heartbeat[:0], wire.TypeHeartbeat, nil)
-	for {
-		select {
-		case <-c.done:
-			return errConnClosed
-		case <-stopping:
-			c.mu.Lock()
-			c.out = wire.AppendFrame(c.out, wire.TypeGoodbye, wire.AppendGoodbye(nil, wire.Goodbye{Reason: wire.GoodbyeShutdown}))
-			c.mu.Unlock()
-			c.wmu.Lock()
-			_ = c.writeBatch(goodbyeTimeout)
-			c.wmu.Unlock()
-			return errConnClosed
-		case <-hb.C:
-			if time.Duration(monotime()-c.lastWrite.Load()) >= cfg.HeartbeatInterval/2 {
-				c.mu.Lock()
-				if len(c.out) == 0 {
-					c.out = append(c.out, heartbeatFrame...)
-				}
-				c.mu.Unlock()
-			}
-		case <-c.wake:
-		}
-		c.wmu.Lock()
-		for {
-			if err := c.writeBatch(cfg.HeartbeatTimeout); err != nil {
-				c.wmu.Unlock()
-				return err
-			}
-			c.mu.Lock()
-			more := len(c.out) > 0
-			c.mu.Unlock()
-			if !more {
-				break
-			}
-		}
-		c.wmu.Unlock()
-	}
-}
-
-// writeBatch writes everything queued in one Write, which must finish
-// within timeout (a peer that stopped reading is lost). The caller holds
-// c.wmu.
-func (c *conn) writeBatch(timeout time.Duration) error {
-	c.mu.Lock()
-	batch := c.out
-	c.out = c.spare[:0]
-	c.spare = nil
-	if c.room != nil {
-		close(c.room)
-		c.room = nil
-	}
-	c.mu.Unlock()
-	var err error
-	if len(batch) > 0 {
-		c.setWriteDeadline(timeout)
-		if _, err = c.nc.Write(batch); err != nil {
-			err = fmt.Errorf("write: %w", err)
-		}
-		c.lastWrite.Store(monotime())
-	}
-	c.mu.Lock()
-	// keep the buffer for the next swap: out never grows much past the
-	// send buffer limit, so two buffers bound a peer's memory
-	c.spare = batch[:0]
-	c.mu.Unlock()
-	return err
-}
-
-// setWriteDeadline keeps a write deadline of about timeout ahead, moving it
-// only when a quarter of it has passed (see deadlineReader). The caller
-// holds c.wmu.
-func (c *conn) setWriteDeadline(timeout time.Duration) {
-	if now := monotime(); c.wset == 0 || time.Duration(now-c.wset) > timeout/4 || timeout != c.wtimeout {
-		_ = c.nc.SetWriteDeadline(time.Now().Add(timeout))
-		c.wset, c.wtimeout = now, timeout
-	}
-}
-
-// inlineGap is how long a connection must have been quiet for a sender to
-// write its frame to the socket itself instead of waking the writer: a
-// lone request or reply then skips a goroutine hand-off (a large part of a
-// round trip's latency), while a stream of sends still goes through the
-// writer and is batched.
-const inlineGap = 20 * time.Microsecond
-
-// flushNew is called by a sender whose frame went into an empty buffer.
-// If the connection has been quiet, and nobody is writing, the sender
-// writes the frame now; otherwise it wakes the writer.
-func (c *conn) flushNew() {
-	if time.Duration(monotime()-c.lastWrite.Load()) < inlineGap || !c.wmu.TryLock() {
-		c.kick()
-		return
-	}
-	err := c.writeBatch(c.p.c.n.cfg.HeartbeatTimeout)
-	c.mu.Lock()
-	more := len(c.out) > 0
-	c.mu.Unlock()
-	c.wmu.Unlock()
-	if err != nil {
-		c.close(err)
-		return
-	}
-	if more {
-		c.kick()
-	}
-}
-
-// epoch anchors monotime.
-var epoch = time.Now()
-
-// monotime returns nanoseconds on the monotonic clock.
-func monotime() int64 { return int64(time.Since(epoch)) }
-
-// appendFrame queues one control frame (link, registry, goodbye) whose
-// payload build appends. Control frames never wait for buffer room, so
-// links and the registry cannot deadlock behind data; they are small.
-func (c *conn) appendFrame(t wire.Type, build func([]byte) []byte) error {
-	c.mu.Lock()
-	if c.closed {
-		c.mu.Unlock()
-		return ErrNodeUnreachable
-	}
-	wasEmpty := len(c.out) == 0
-	out, start := wire.BeginFrame(c.out, t)
-	if err := c.commitFrame(build(out), start); err != nil {
-		return err
-	}
-	if wasEmpty {
-		c.kick()
-	}
-	return nil
-}
-
-// commitFrame ends the frame begun at start in out and makes out the
-// queue; a frame over the size limit is taken back out. The caller holds
-// c.mu; commitFrame releases it.
-func (c *conn) commitFrame(out []byte, start int) error {
-	out, err := wire.EndFrame(out, start, c.maxFrame)
-	if err != nil {
-		out = out[:start]
-	}
-	c.out = out
-	c.mu.Unlock()
-	return err
-}
-
-// frameHead is what goes before the body of a Message, Request or Reply.
-type frameHead struct {
-	t       wire.Type // TypeMessage, TypeRequest or TypeReply
-	to      wire.Ref
-	replyTo wire.Addr // Request only
-	ref     uint64    // Request and Reply: the call reference
-}
-
-// sendValue queues a Message, Request or Reply frame carrying v. The value
-// is encoded before the lock is taken; its type number is assigned (with a
-// TypeDef frame first, the first time) under the lock, so the definition
-// always precedes its first use on the wire. It waits while the buffer is
-// over its limit, until the writer drains it or the connection ends.
-func (c *conn) sendValue(h frameHead, v any) error {
-	n := c.p.c.n
-	sb := scratchPool.Get().(*scratch)
-	defer scratchPool.Put(sb)
-	var info *typeInfo
-	body := sb.b[:0]
-	if v != nil {
-		var err error
-		body, info, err = n.encodeMessage(body, v)
-		sb.b = body[:0]
-		if err != nil {
-			return err
-		}
-		if len(body)+64 > c.maxFrame {
-			return fmt.Errorf("%w: %s encodes to %d bytes, over the %d-byte frame limit", ErrFrameTooLarge, info.name, len(body), c.maxFrame)
-		}
-	}
-
-	c.mu.Lock()
-	for len(c.out) > c.limit && !c.closed {
-		if c.room == nil {
-			c.room = make(chan struct{})
-		}
-		room := c.room
-		c.mu.Unlock()
-		<-room
-		c.mu.Lock()
-	}
-	if c.closed {
-		c.mu.Unlock()
-		return ErrNodeUnreachable
-	}
-	wasEmpty := len(c.out) == 0
-	var id uint32
-	if info != nil {
-		if info.index >= len(c.types) {
-			c.types = append(c.types, make([]uint32, info.index+1-len(c.types))...)
-		}
-		if id = c.types[info.index]; id == 0 {
-			c.ntypes++
-			id = c.ntypes
-			c.types[info.index] = id
-			out, start := wire.BeginFrame(c.out, wire.TypeTypeDef)
-			out = wire.AppendTypeDef(out, wire.TypeDef{ID: id, Name: info.name})
-			c.out, _ = wire.EndFrame(out, start, c.maxFrame)
-		}
-	}
-	out, start := wire.BeginFrame(c.out, h.t)
-	switch h.t {
-	case wire.TypeMessage:
-		out = wire.AppendMessage(out, wire.Message{To: h.to, TypeID: id, Body: body})
-	case wire.TypeRequest:
-		out = wire.AppendRequest(out, wire.Request{To: h.to, ReplyTo: h.replyTo, CallRef: h.ref, TypeID: id, Body: body})
-	case wire.TypeReply:
-		out = wire.AppendReply(out, wire.Reply{To: h.to, CallRef: h.ref, TypeID: id, Body: body})
-	}
-	if err := c.commitFrame(out, start); err != nil {
-		return err
-	}
-	if wasEmpty {
-		c.flushNew()
-	}
-	return nil
-}
-
-type scratch struct{ b []byte }
-
-// scratchPool holds encoding buffers; it holds no node's state.
-var scratchPool = sync.Pool{New: func() any { return &scratch{b: make([]byte, 0, 256)} }}
 
 // deadlineReader keeps a read deadline of the heartbeat timeout on the
 // socket, so a silent peer is declared lost. Moving a deadline is not free
 // (it re-arms a runtime timer and can wake the network poller), so it is
 // moved only when a quarter of the timeout has passed since it was last
 // set: a peer is declared lost after between 1 and 1.25 timeouts of
-// silence.
+// silence. With timeout zero (during the handshake) it leaves the
+// deadline alone. reads counts the reads that returned bytes: a sign of
+// life the duplicate-node check watches.
 type deadlineReader struct {
-	c       *conn
+	nc      net.Conn
 	timeout time.Duration
 	set     int64 // monotime when the deadline was last set
+	reads   atomic.Uint64
 }
 
 func (d *deadlineReader) Read(p []byte) (int, error) {
-	if now := monotime(); d.set == 0 || time.Duration(now-d.set) > d.timeout/4 {
-		_ = d.c.nc.SetReadDeadline(time.Now().Add(d.timeout + d.timeout/4))
-		d.set = now
+	if d.timeout > 0 {
+		if now := monotime(); d.set == 0 || time.Duration(now-d.set) > d.timeout/4 {
+			_ = d.nc.SetReadDeadline(time.Now().Add(d.timeout + d.timeout/4))
+			d.set = now
+		}
 	}
-	return d.c.nc.Read(p)
+	k, err := d.nc.Read(p)
+	if k > 0 {
+		d.reads.Add(1)
+	}
+	return k, err
 }
 
-// readLoop reads frames until the connection fails. A malformed frame or an
-// unknown frame type ends the connection; a message that cannot be
-// delivered (unknown type, undecodable, closed mailbox) is dropped and
-// counted, and the connection goes on.
+// readLoop reads frames until the connection fails, and hands each to the
+// handler of its type. The returned error carries the close reason (see
+// reasonOf).
 func (c *conn) readLoop() error {
-	n := c.p.c.n
-	r := wire.NewReader(&deadlineReader{c: c, timeout: n.cfg.HeartbeatTimeout}, n.cfg.MaxFrameSize)
 	for {
-		t, payload, err := r.Next()
+		t, payload, err := c.r.Next()
 		if err != nil {
-			if errors.Is(err, io.EOF) {
-				return fmt.Errorf("peer closed the connection: %w", err)
-			}
-			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() {
-				return fmt.Errorf("peer silent for %v (heartbeat timeout): %w", n.cfg.HeartbeatTimeout, err)
-			}
-			return fmt.Errorf("read: %w", err)
+			return c.readError(err)
 		}
-		if err := c.dispatch(t, payload); err != nil {
+		if int(t) >= len(frameHandlers) || frameHandlers[t] == nil {
+			if t == wire.TypeHello {
+				return fmt.Errorf("%w: Hello after the handshake", wire.ErrMalformed)
+			}
+			return fmt.Errorf("%w: %d", wire.ErrUnknownFrame, t)
+		}
+		if err := frameHandlers[t](c, payload); err != nil {
 			return err
 		}
 	}
 }
 
-// dispatch handles one frame from the peer.
-func (c *conn) dispatch(t wire.Type, payload []byte) error {
-	n := c.p.c.n
-	switch t {
-	case wire.TypeHeartbeat:
-		return nil
-	case wire.TypeTypeDef:
-		td, err := wire.ParseTypeDef(payload)
-		if err != nil {
-			return err
-		}
-		if td.ID != uint32(len(c.rtypes)+1) {
-			return fmt.Errorf("%w: type number %d defined out of order", wire.ErrMalformed, td.ID)
-		}
-		if len(c.rtypes) >= maxTypeDefs {
-			return fmt.Errorf("%w: more than %d type definitions on one connection", wire.ErrMalformed, maxTypeDefs)
-		}
-		info := n.types.forName(td.Name)
-		c.rtypes = append(c.rtypes, info)
-		c.rnames = append(c.rnames, td.Name)
-		return nil
-	case wire.TypeMessage:
-		m, err := wire.ParseMessage(payload)
-		if err != nil {
-			return err
-		}
-		return c.deliver(m.To, m.TypeID, m.Body, nil)
-	case wire.TypeRequest:
-		m, err := wire.ParseRequest(payload)
-		if err != nil {
-			return err
-		}
-		// (if the server is gone, the caller's link to it says so)
-		replyTo := Address{n: n, node: NodeID(m.ReplyTo.Node), inc: m.ReplyTo.Inc, id: m.ReplyTo.ID}
-		return c.deliver(m.To, m.TypeID, m.Body, func(v any) any {
-			return Request{Body: v, replyTo: replyTo, ref: m.CallRef}
-		})
-	case wire.TypeReply:
-		m, err := wire.ParseReply(payload)
-		if err != nil {
-			return err
-		}
-		// (a reply for a closed mailbox is a late one: the caller gave up)
-		return c.deliver(m.To, m.TypeID, m.Body, func(v any) any {
-			return callReply{ref: m.CallRef, value: v}
-		})
-	case wire.TypeLink:
-		l, err := wire.ParseLink(payload)
-		if err != nil {
-			return err
-		}
-		if err := c.checkPeerRef(l.Watcher); err != nil {
-			return err
-		}
-		c.p.remoteLinked(c, l.Target, l.Watcher)
-		return nil
-	case wire.TypeUnlink:
-		l, err := wire.ParseLink(payload)
-		if err != nil {
-			return err
-		}
-		c.p.remoteUnlinked(l.Target, l.Watcher)
-		return nil
-	case wire.TypeClosed:
-		cl, err := wire.ParseClosed(payload)
-		if err != nil {
-			return err
-		}
-		if err := c.checkPeerRef(cl.Target); err != nil {
-			return err
-		}
-		c.p.closedReceived(cl.Target, cl.Watcher, Reason(cl.Reason))
-		return nil
-	case wire.TypeRegClaim:
-		rc, err := wire.ParseClaim(payload)
-		if err != nil {
-			return err
-		}
-		if checkName(rc.Name) != nil || rc.Mailbox.ID == 0 {
-			return fmt.Errorf("%w: bad registry claim", wire.ErrMalformed)
-		}
-		if err := c.checkPeerRef(rc.Mailbox); err != nil {
-			return err
-		}
-		n.reg.remoteClaim(rc.Name, c.peerAddress(rc.Mailbox))
-		return nil
-	case wire.TypeRegRelease:
-		rc, err := wire.ParseClaim(payload)
-		if err != nil {
-			return err
-		}
-		n.reg.remoteRelease(rc.Name, c.peerAddress(rc.Mailbox))
-		return nil
-	case wire.TypeRegSyncDone:
-		c.p.synced()
-		return nil
-	case wire.TypeGoodbye:
-		c.goodbye.Store(true)
-		return fmt.Errorf("peer shut down: %w", io.EOF)
-	case wire.TypeHello:
-		return fmt.Errorf("%w: Hello after the handshake", wire.ErrMalformed)
+// readError classifies an error of the frame reader.
+func (c *conn) readError(err error) error {
+	var ne net.Error
+	switch {
+	case errors.Is(err, io.EOF) || errors.Is(err, syscall.ECONNRESET):
+		return closeWith(ClosePeerClosed, err)
+	case errors.Is(err, wire.ErrMalformed) || errors.Is(err, wire.ErrFrameTooLarge):
+		return closeWith(CloseProtocolError, err)
+	case errors.As(err, &ne) && ne.Timeout():
+		return closeWith(CloseHeartbeatTimeout, fmt.Errorf("peer silent for %v: %w", c.p.c.n.cfg.HeartbeatTimeout, err))
 	}
-	return fmt.Errorf("%w: %d", wire.ErrUnknownFrame, t)
+	return closeWith(CloseReadError, err)
+}
+
+// frameHandler handles one frame of its type from c's peer. payload
+// aliases the reader's buffer and is valid only until it returns. It
+// checks that the peer may send this frame; an error ends the connection,
+// with the reason it carries (closeWith), or as a protocol error.
+type frameHandler func(c *conn, payload []byte) error
+
+// frameHandlers is the dispatch table, indexed by frame type after a range
+// check: one line per frame type, whose handler lives in the file of the
+// subsystem it serves. A frame type with no handler (Hello after the
+// handshake, a type this version does not know) is a protocol error.
+var frameHandlers = [wire.MaxType + 1]frameHandler{
+	wire.TypeHeartbeat:   handleHeartbeat,   // conn.go
+	wire.TypeTypeDef:     handleTypeDef,     // conn.go
+	wire.TypeMessage:     handleMessage,     // conn.go
+	wire.TypeGoodbye:     handleGoodbye,     // conn.go
+	wire.TypeLink:        handleLink,        // link.go
+	wire.TypeUnlink:      handleUnlink,      // link.go
+	wire.TypeClosed:      handleClosed,      // link.go
+	wire.TypeRequest:     handleRequest,     // call.go
+	wire.TypeReply:       handleReply,       // call.go
+	wire.TypeRegClaim:    handleRegClaim,    // registry.go
+	wire.TypeRegRelease:  handleRegRelease,  // registry.go
+	wire.TypeRegSyncDone: handleRegSyncDone, // registry.go
+}
+
+// handleHeartbeat: any frame is liveness; this one carries nothing else.
+func handleHeartbeat(c *conn, payload []byte) error { return wire.ParseEmpty(payload) }
+
+// handleTypeDef records the peer's next message type number.
+func handleTypeDef(c *conn, payload []byte) error {
+	td, err := wire.ParseTypeDef(payload)
+	if err != nil {
+		return err
+	}
+	if td.ID != uint32(len(c.rtypes)+1) {
+		return fmt.Errorf("%w: type number %d defined out of order", wire.ErrMalformed, td.ID)
+	}
+	if len(c.rtypes) >= maxTypeDefs {
+		return closeWith(CloseLimitExceeded, fmt.Errorf("%w: more than %d type definitions on one connection", wire.ErrMalformed, maxTypeDefs))
+	}
+	c.rtypes = append(c.rtypes, c.p.c.n.types.forName(td.Name))
+	c.rnames = append(c.rnames, td.Name)
+	return nil
+}
+
+// handleMessage delivers a user message to a local mailbox.
+func handleMessage(c *conn, payload []byte) error {
+	m, err := wire.ParseMessage(payload)
+	if err != nil {
+		return err
+	}
+	return c.deliver(m.To, m.TypeID, m.Body, nil)
+}
+
+// handleGoodbye ends the connection: the peer is shutting down, or it
+// refuses this connection because another process claims this node's ID.
+func handleGoodbye(c *conn, payload []byte) error {
+	g, err := wire.ParseGoodbye(payload)
+	if err != nil {
+		return err
+	}
+	if g.Reason == wire.GoodbyeDuplicate {
+		return closeWith(CloseDuplicateNode, fmt.Errorf("%w: node %d refused this connection: another live process claims node %d", ErrDuplicateNode, c.p.id, c.p.c.n.id))
+	}
+	return closeWith(CloseGoodbye, io.EOF)
 }
 
 // deliver decodes a message body for the local mailbox to and pushes it,
@@ -607,70 +364,4 @@ func (c *conn) decodeValue(id uint32, body []byte) (v any, ok bool, err error) {
 		return nil, false, nil
 	}
 	return v, true, nil
-}
-
-// exchangeHello runs the reign handshake on a TLS connection whose TLS
-// handshake is done: each side sends Hello, reads the other's, and checks
-// that it names the node the certificate names, a shared protocol version
-// and the same codec.
-func exchangeHello(ctx context.Context, n *Node, tc net.Conn, certID NodeID) (wire.Hello, error) {
-	if dl, ok := ctx.Deadline(); ok {
-		_ = tc.SetDeadline(dl)
-		defer tc.SetDeadline(time.Time{})
-	}
-	local := wire.Hello{
-		MinVersion:  wire.MinVersion,
-		MaxVersion:  wire.MaxVersion,
-		Node:        uint16(n.id),
-		Incarnation: n.inc,
-		Codec:       n.codec.Name(),
-		MaxFrame:    uint32(n.cfg.MaxFrameSize),
-	}
-	errc := make(chan error, 1)
-	go func() { errc <- wire.WriteHello(tc, local) }()
-	remote, rerr := readHello(tc)
-	werr := <-errc
-	if rerr != nil {
-		return remote, fmt.Errorf("%w: reading hello: %w", ErrHandshake, rerr)
-	}
-	if werr != nil {
-		return remote, fmt.Errorf("%w: writing hello: %w", ErrHandshake, werr)
-	}
-	if NodeID(remote.Node) != certID {
-		return remote, fmt.Errorf("%w: peer says it is node %d, its certificate names node %d", ErrPeerIdentity, remote.Node, certID)
-	}
-	if remote.Codec != local.Codec {
-		return remote, fmt.Errorf("%w: peer uses codec %q, this node %q", ErrHandshake, remote.Codec, local.Codec)
-	}
-	if _, err := wire.Agree(local, remote); err != nil {
-		return remote, fmt.Errorf("%w: %w", ErrHandshake, err)
-	}
-	if remote.Incarnation == 0 {
-		return remote, fmt.Errorf("%w: incarnation 0", ErrHandshake)
-	}
-	return remote, nil
-}
-
-// maxHelloLen bounds the Hello frame.
-const maxHelloLen = 4096
-
-// readHello reads exactly one frame, which must be Hello, without reading
-// ahead: the bytes after it belong to the connection's reader.
-func readHello(r io.Reader) (wire.Hello, error) {
-	var hdr [wire.HeaderSize]byte
-	if _, err := io.ReadFull(r, hdr[:]); err != nil {
-		return wire.Hello{}, err
-	}
-	l := int(hdr[0])<<24 | int(hdr[1])<<16 | int(hdr[2])<<8 | int(hdr[3])
-	if l < 1 || l > maxHelloLen {
-		return wire.Hello{}, fmt.Errorf("%w: hello frame of %d bytes", wire.ErrMalformed, l)
-	}
-	if wire.Type(hdr[4]) != wire.TypeHello {
-		return wire.Hello{}, fmt.Errorf("%w: first frame is %v, not Hello", wire.ErrMalformed, wire.Type(hdr[4]))
-	}
-	payload := make([]byte, l-1)
-	if _, err := io.ReadFull(r, payload); err != nil {
-		return wire.Hello{}, err
-	}
-	return wire.ParseHello(payload)
 }

@@ -126,7 +126,9 @@ func TestProtocolOverConnTypes(t *testing.T) {
 			n1, n2 := unservedPair(t)
 			a, b := connPair(t, kind, n1, n2)
 			stop := joinOver(t, n1, n2, a, b)
-			waitUntil(t, 5*time.Second, func() bool { return n1.Stats().PeersUp == 1 && n2.Stats().PeersUp == 1 })
+			checkFor(t, 5*time.Second, func() error {
+				return unless(n1.Stats().PeersUp == 1 && n2.Stats().PeersUp == 1, "n1.Stats().PeersUp == 1 && n2.Stats().PeersUp == 1")
+			})
 
 			// messages both ways, with Addresses inside, in order
 			x, xmb := n1.NewMailbox()
@@ -154,7 +156,7 @@ func TestProtocolOverConnTypes(t *testing.T) {
 			if err := n2.Register("y", y); err != nil {
 				t.Fatal(err)
 			}
-			waitUntil(t, 5*time.Second, func() bool { got, ok := n1.Lookup("y"); return ok && got == ry })
+			checkFor(t, 5*time.Second, func() error { got, ok := n1.Lookup("y"); return unless(ok && got == ry, "ok && got == ry") })
 
 			// Call
 			go func() {
@@ -177,11 +179,11 @@ func TestProtocolOverConnTypes(t *testing.T) {
 			// a link fires with NoConnection when the connection goes
 			w, wmb := n1.NewMailbox()
 			ry.OnCloseNotify(w)
-			waitUntil(t, 5*time.Second, func() bool {
+			checkFor(t, 5*time.Second, func() error {
 				p := n2.cl.peers[1]
 				p.mu.Lock()
 				defer p.mu.Unlock()
-				return len(p.watched) == 1
+				return unless(len(p.links.watched) == 1, "len(p.links.watched) == 1")
 			})
 			_ = b.Close() // n2's end fails; n1 sees the connection drop
 			mc := recv(t, wmb).(MailboxClosed)

@@ -131,3 +131,24 @@ var (
 	// is a forgery, refused and counted.
 	ErrReservedType = errors.New("reign: message type is reserved to the node")
 )
+
+// Connection-layer sentinels.
+var (
+	// ErrBadCertificate: a certificate is not a usable reign node
+	// certificate: not signed by the cluster's CA, expired or not yet
+	// valid, missing the server or client authentication usage, or not
+	// naming exactly one node.
+	ErrBadCertificate = errors.New("reign: bad certificate")
+
+	// ErrPeerIdentity: the peer's certificate is good but names another
+	// node than the one expected.
+	ErrPeerIdentity = errors.New("reign: peer identity mismatch")
+
+	// ErrAlreadyServing: Serve was called while another Serve of the same
+	// Node is running.
+	ErrAlreadyServing = errors.New("reign: Serve is already running for this node")
+
+	// ErrDuplicateNode: two live processes claim the same node ID; the
+	// cluster keeps the connection of one and refuses the other's.
+	ErrDuplicateNode = errors.New("reign: duplicate node ID")
+)

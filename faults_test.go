@@ -227,10 +227,10 @@ func linkedPair(t testing.TB, n1, n2 *Node) (far Address, watcher *Mailbox) {
 	w, wmb := n1.NewMailbox()
 	rfar := n1.BindAddress(far)
 	rfar.OnCloseNotify(w)
-	waitUntil(t, 5*time.Second, func() bool {
+	checkFor(t, 5*time.Second, func() error {
 		farMb.mu.Lock()
 		defer farMb.mu.Unlock()
-		return len(farMb.links) == 1
+		return unless(len(farMb.links) == 1, "len(farMb.links) == 1")
 	})
 	return rfar, wmb
 }
@@ -248,7 +248,7 @@ func pendingCall(t testing.TB, n1, n2 *Node) <-chan error {
 		_, err := Call(ctx, n1.BindAddress(srv), 1)
 		errc <- err
 	}()
-	waitUntil(t, 5*time.Second, func() bool { return smb.Len() == 1 })
+	checkFor(t, 5*time.Second, func() error { return unless(smb.Len() == 1, "smb.Len() == 1") })
 	return errc
 }
 
@@ -412,9 +412,9 @@ func testFault(t *testing.T, f fault) {
 	}
 
 	f.lift(p)
-	waitUntil(t, 10*time.Second, func() bool {
+	checkFor(t, 10*time.Second, func() error {
 		s1, s2 := n1.Stats(), n2.Stats()
-		return s1.PeersUp == 2 && s2.PeersUp == 2 && s1.Connects > before1.Connects && s2.Connects > before2.Connects
+		return unless(s1.PeersUp == 2 && s2.PeersUp == 2 && s1.Connects > before1.Connects && s2.Connects > before2.Connects, "s1.PeersUp == 2 && s2.PeersUp == 2 && s1.Connects > before1.Connects && s2.Connects > before2.Connects")
 	})
 	t.Logf("%s: connected again %v after the fault began", f.name, time.Since(start))
 	checkOrder(t, n1, n2, 2, 1000)

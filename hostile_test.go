@@ -95,7 +95,7 @@ func (h *hostileCluster) serving(t *testing.T) {
 // refused waits until node 4 has refused n more connections than before.
 func (h *hostileCluster) refused(t *testing.T, before uint64, n uint64) {
 	t.Helper()
-	waitUntil(t, 5*time.Second, func() bool { return h.n4.Stats().Refused >= before+n })
+	checkFor(t, 5*time.Second, func() error { return unless(h.n4.Stats().Refused >= before+n, "h.n4.Stats().Refused >= before+n") })
 }
 
 // readPEM reads a file of the test certificate set.
@@ -262,7 +262,7 @@ func dialFakePeer(t *testing.T, h *hostileCluster) *fakePeer {
 		}
 	}()
 	t.Cleanup(f.close)
-	waitUntil(t, 5*time.Second, func() bool { return h.n4.Stats().PeersUp == 3 })
+	checkFor(t, 5*time.Second, func() error { return unless(h.n4.Stats().PeersUp == 3, "h.n4.Stats().PeersUp == 3") })
 	return f
 }
 
@@ -445,9 +445,9 @@ func testHostileSlowloris(t *testing.T) {
 	h.tc.kill(3)
 	restart := time.Now()
 	n3 := h.tc.start(3, nil)
-	waitUntil(t, hostileHandshake+5*time.Second, func() bool {
+	checkFor(t, hostileHandshake+5*time.Second, func() error {
 		s := h.n4.Stats()
-		return s.PeersUp == 2 && s.Connects > before.Connects && n3.Stats().PeersUp == 2
+		return unless(s.PeersUp == 2 && s.Connects > before.Connects && n3.Stats().PeersUp == 2, "s.PeersUp == 2 && s.Connects > before.Connects && n3.Stats().PeersUp == 2")
 	})
 	t.Logf("the restarted node 3 connected %v after its restart", time.Since(restart))
 	var last time.Duration
@@ -473,11 +473,13 @@ func testHostileSlowlorisMeanwhile(t *testing.T) {
 	h := newHostileCluster(t, func(cfg *Config) { cfg.HandshakeTimeout = 3 * time.Second })
 	before := h.n4.Stats()
 	var open sync.WaitGroup
+	dialed := 0
 	for i := 0; i < 100; i++ {
 		c, err := net.DialTimeout("tcp", h.addr, 5*time.Second)
 		if err != nil {
 			continue
 		}
+		dialed++
 		t.Cleanup(func() { _ = c.Close() })
 		open.Add(1)
 		go func() {
@@ -486,7 +488,15 @@ func testHostileSlowlorisMeanwhile(t *testing.T) {
 			_, _ = io.Copy(io.Discard, c)
 		}()
 	}
-	time.Sleep(100 * time.Millisecond) // let the listener take them all
+	// the listener has taken them all: every slot held, the rest refused
+	checkFor(t, 5*time.Second, func() error {
+		h.n4.cl.handshakes.mu.Lock()
+		held := len(h.n4.cl.handshakes.active)
+		h.n4.cl.handshakes.mu.Unlock()
+		refused := h.n4.Stats().Refused - before.Refused
+		return unless(held == maxHandshakes && int(refused) >= dialed-maxHandshakes,
+			"%d handshake slots held, %d connections refused, of %d dialed", held, refused, dialed)
+	})
 	h.pings[1].stop(t, "node 3 before its restart", false)
 	h.tc.kill(3)
 	restart := time.Now()
@@ -500,14 +510,16 @@ func testHostileSlowlorisMeanwhile(t *testing.T) {
 	if !ok {
 		waited := time.Since(restart)
 		open.Wait() // the idle ones time out; then node 3 gets in
-		waitUntil(t, 10*time.Second, func() bool { return h.n4.Stats().PeersUp == 2 && n3.Stats().PeersUp == 2 })
+		checkFor(t, 10*time.Second, func() error {
+			return unless(h.n4.Stats().PeersUp == 2 && n3.Stats().PeersUp == 2, "h.n4.Stats().PeersUp == 2 && n3.Stats().PeersUp == 2")
+		})
 		h.pings[1] = startPinger(n3, h.echo4)
 		t.Logf("node 3 connected %v after its restart, once the idle connections were closed", time.Since(restart))
 		t.Fatalf("a good node could not connect while idle connections held all %d handshake slots "+
 			"(it got through only when they timed out); waited %v of the 3s handshake timeout", maxHandshakes, waited)
 	}
 	t.Logf("node 3 connected %v after its restart, while the idle connections were still open", time.Since(restart))
-	waitUntil(t, 5*time.Second, func() bool { return n3.Stats().PeersUp == 2 })
+	checkFor(t, 5*time.Second, func() error { return unless(n3.Stats().PeersUp == 2, "n3.Stats().PeersUp == 2") })
 	h.pings[1] = startPinger(n3, h.echo4)
 	open.Wait()
 }
@@ -530,7 +542,7 @@ func testHostileOversizedFrame(t *testing.T) {
 	if grew := ms.TotalAlloc - allocBefore; grew > 512<<20 {
 		t.Fatalf("%d MiB allocated while refusing the frame", grew>>20)
 	}
-	waitUntil(t, 5*time.Second, func() bool { return h.n4.Stats().PeersUp == 2 })
+	checkFor(t, 5*time.Second, func() error { return unless(h.n4.Stats().PeersUp == 2, "h.n4.Stats().PeersUp == 2") })
 }
 
 // A frame of a type no version defines, after a good handshake: the node
@@ -542,7 +554,7 @@ func testHostileUnknownFrameType(t *testing.T) {
 		t.Fatal(err)
 	}
 	f.expectEnded(t, 3*time.Second)
-	waitUntil(t, 5*time.Second, func() bool { return h.n4.Stats().PeersUp == 2 })
+	checkFor(t, 5*time.Second, func() error { return unless(h.n4.Stats().PeersUp == 2, "h.n4.Stats().PeersUp == 2") })
 }
 
 // A peer that defines type numbers without end: past maxTypeDefs the
@@ -561,7 +573,7 @@ func testHostileTypeDefFlood(t *testing.T) {
 		}
 	}
 	f.expectEnded(t, 5*time.Second)
-	waitUntil(t, 5*time.Second, func() bool { return h.n4.Stats().PeersUp == 2 })
+	checkFor(t, 5*time.Second, func() error { return unless(h.n4.Stats().PeersUp == 2, "h.n4.Stats().PeersUp == 2") })
 }
 
 // onlyOnSender is registered on node 2 but not on node 4.
@@ -630,9 +642,9 @@ func testHostileRegistryFlood(t *testing.T) {
 	if err := f.write(wire.AppendFrame(nil, wire.TypeRegSyncDone, nil)); err != nil {
 		t.Fatal(err)
 	}
-	waitUntil(t, 10*time.Second, func() bool {
+	checkFor(t, 10*time.Second, func() error {
 		a, ok := h.n4.Lookup(fmt.Sprintf("flood-%d", claims-1))
-		return ok && a.NodeID() == absent
+		return unless(ok && a.NodeID() == absent, "ok && a.NodeID() == absent")
 	})
 	t.Logf("%d claims sent and registered in %v", claims, time.Since(start))
 	// the registry still works for good nodes
@@ -641,18 +653,18 @@ func testHostileRegistryFlood(t *testing.T) {
 	if err := h.n2.Register("good", good); err != nil {
 		t.Fatal(err)
 	}
-	waitUntil(t, 5*time.Second, func() bool {
+	checkFor(t, 5*time.Second, func() error {
 		a, ok := h.n4.Lookup("good")
-		return ok && a.NodeID() == 2
+		return unless(ok && a.NodeID() == 2, "ok && a.NodeID() == 2")
 	})
 	if got := h.n4.LookupAll("flood-0"); len(got) != 1 || got[0].NodeID() != absent {
 		t.Fatalf("LookupAll(flood-0) = %v", got)
 	}
 	// the claims die with the connection
 	f.close()
-	waitUntil(t, 5*time.Second, func() bool {
+	checkFor(t, 5*time.Second, func() error {
 		_, ok := h.n4.Lookup("flood-0")
-		return !ok && h.n4.Stats().PeersUp == 2
+		return unless(!ok && h.n4.Stats().PeersUp == 2, "!ok && h.n4.Stats().PeersUp == 2")
 	})
 	if _, ok := h.n4.Lookup("good"); !ok {
 		t.Fatal("node 2's claim vanished with the fake peer's")

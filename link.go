@@ -1,6 +1,10 @@
 package reign
 
-import "unicode/utf8"
+import (
+	"unicode/utf8"
+
+	"github.com/reign-go/reign/internal/wire"
+)
 
 // Reason says why a mailbox is reported closed in a MailboxClosed.
 type Reason uint8
@@ -252,4 +256,244 @@ func (n *Node) notifyClosed(notify Address, mc MailboxClosed) {
 		return
 	}
 	n.sendClosedRemote(notify, mc)
+}
+
+// The remote half of links: this node's watches on peers' mailboxes, and
+// peers' watches on this node's mailboxes, with the frames that carry
+// them (Link, Unlink, Closed) and what a lost connection resolves.
+
+// peerLinks is the link state of one peer, guarded by the peer's mu.
+type peerLinks struct {
+	out     map[Address]map[Address]struct{} // peer mailbox -> local watchers
+	watched map[uint64]struct{}              // local mailboxes the peer's mailboxes watch
+}
+
+// linkHook is links' peerHook.
+type linkHook struct{}
+
+// peerUp: links are not restored on a new connection; nothing to send.
+func (linkHook) peerUp(*peer, *conn) {}
+
+// peerDown tells every local watcher of the peer's mailboxes
+// (NoConnection, or NodeShutdown if the peer said Goodbye) and drops the
+// peer's watches on local mailboxes.
+func (linkHook) peerDown(p *peer, _ *conn, why CloseReason) {
+	n := p.c.n
+	reason := NoConnection
+	if why == CloseGoodbye {
+		reason = NodeShutdown
+	}
+	p.mu.Lock()
+	l := p.links
+	p.links = peerLinks{}
+	p.mu.Unlock()
+	for target, notifies := range l.out {
+		for notify := range notifies {
+			n.notifyClosed(notify, MailboxClosed{Address: target, Reason: reason})
+		}
+	}
+	for id := range l.watched {
+		if m := n.table.lookup(id); m != nil {
+			m.mu.Lock()
+			for w := range m.links {
+				if w.node == p.id {
+					delete(m.links, w)
+				}
+			}
+			m.mu.Unlock()
+		}
+	}
+}
+
+// linkRemote asks a's node to tell notify when a closes.
+func (n *Node) linkRemote(a, notify Address) {
+	if n.cl == nil || n.cl.peers[a.node] == nil {
+		n.notifyClosed(notify, MailboxClosed{Address: a, Reason: NoConnection})
+		return
+	}
+	if notify.node != n.id || notify.inc != n.inc {
+		return // only mailboxes of this node can watch through it
+	}
+	p := n.cl.peers[a.node]
+	p.mu.Lock()
+	cn := p.live.Load()
+	if cn == nil || a.inc != cn.peerInc {
+		p.mu.Unlock()
+		reason := NoConnection
+		if cn != nil {
+			reason = NoProc
+		}
+		n.notifyClosed(notify, MailboxClosed{Address: a, Reason: reason})
+		return
+	}
+	set := p.links.out[a]
+	if _, dup := set[notify]; dup {
+		p.mu.Unlock()
+		return
+	}
+	if set == nil {
+		if p.links.out == nil {
+			p.links.out = map[Address]map[Address]struct{}{}
+		}
+		set = make(map[Address]struct{}, 1)
+		p.links.out[a] = set
+	}
+	set[notify] = struct{}{}
+	// If the connection is closing, appendFrame fails, and linkHook's
+	// peerDown (which has not taken the links: p.live is still cn) fires
+	// the link just recorded.
+	_ = cn.appendFrame(wire.TypeLink, func(b []byte) []byte {
+		return wire.AppendLink(b, wire.Link{Target: ref(a), Watcher: ref(notify)})
+	})
+	p.mu.Unlock()
+}
+
+// unlinkRemote cancels linkRemote.
+func (n *Node) unlinkRemote(a, notify Address) {
+	if n.cl == nil || n.cl.peers[a.node] == nil {
+		return
+	}
+	p := n.cl.peers[a.node]
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	set, ok := p.links.out[a]
+	if !ok {
+		return
+	}
+	if _, ok := set[notify]; !ok {
+		return
+	}
+	delete(set, notify)
+	if len(set) == 0 {
+		delete(p.links.out, a)
+	}
+	if cn := p.live.Load(); cn != nil {
+		_ = cn.appendFrame(wire.TypeUnlink, func(b []byte) []byte {
+			return wire.AppendLink(b, wire.Link{Target: ref(a), Watcher: ref(notify)})
+		})
+	}
+}
+
+// remoteLinked handles the peer's Link: its mailbox watcher wants to know
+// when our mailbox target closes.
+func (p *peer) remoteLinked(target, watcher wire.Ref) {
+	n := p.c.n
+	notify := Address{n: n, node: p.id, inc: watcher.Inc, id: watcher.ID}
+	a := Address{n: n, node: n.id, inc: target.Inc, id: target.ID}
+	if target.Inc == n.inc && n.table.lookup(target.ID) != nil {
+		// remember the watch, so losing the peer removes it (before adding
+		// it: a Close in between finds it and clears it again)
+		p.mu.Lock()
+		if p.links.watched == nil {
+			p.links.watched = map[uint64]struct{}{}
+		}
+		p.links.watched[target.ID] = struct{}{}
+		p.mu.Unlock()
+	}
+	n.linkLocal(a, notify)
+}
+
+// remoteUnlinked handles the peer's Unlink.
+func (p *peer) remoteUnlinked(target, watcher wire.Ref) {
+	n := p.c.n
+	if target.Inc != n.inc {
+		return
+	}
+	if m := n.table.lookup(target.ID); m != nil {
+		notify := Address{n: n, node: p.id, inc: watcher.Inc, id: watcher.ID}
+		m.mu.Lock()
+		delete(m.links, notify)
+		m.mu.Unlock()
+	}
+}
+
+// closedReceived handles the peer's Closed: its mailbox target closed, and
+// our mailbox watcher wanted to know.
+func (p *peer) closedReceived(target, watcher wire.Ref, reason Reason) {
+	n := p.c.n
+	a := Address{n: n, node: p.id, inc: target.Inc, id: target.ID}
+	notify := Address{n: n, node: n.id, inc: watcher.Inc, id: watcher.ID}
+	p.mu.Lock()
+	if set, ok := p.links.out[a]; ok {
+		delete(set, notify)
+		if len(set) == 0 {
+			delete(p.links.out, a)
+		}
+	}
+	p.mu.Unlock()
+	n.notifyClosed(notify, MailboxClosed{Address: a, Reason: reason})
+}
+
+// sendClosedRemote tells a watcher on another node that mc.Address, a
+// mailbox of this node, closed.
+func (n *Node) sendClosedRemote(notify Address, mc MailboxClosed) {
+	if n.cl == nil || mc.Address.node != n.id {
+		return
+	}
+	p := n.cl.peers[notify.node]
+	if p == nil {
+		return
+	}
+	cn := p.live.Load()
+	if cn == nil || cn.peerInc != notify.inc {
+		return
+	}
+	_ = cn.appendFrame(wire.TypeClosed, func(b []byte) []byte {
+		return wire.AppendClosed(b, wire.Closed{Target: ref(mc.Address), Watcher: ref(notify), Reason: uint8(mc.Reason)})
+	})
+}
+
+// unlinkWatcher forgets, for each peer, that a closed local mailbox was
+// watched from there.
+func (n *Node) unlinkWatcher(a Address) {
+	if n.cl == nil {
+		return
+	}
+	for _, p := range n.cl.peers {
+		p.mu.Lock()
+		delete(p.links.watched, a.id)
+		p.mu.Unlock()
+	}
+}
+
+// handleLink: the peer's mailbox Watcher (which must be the peer's own)
+// wants to know when our mailbox Target closes.
+func handleLink(c *conn, payload []byte) error {
+	l, err := wire.ParseLink(payload)
+	if err != nil {
+		return err
+	}
+	if err := c.checkPeerRef(l.Watcher); err != nil {
+		return err
+	}
+	c.p.remoteLinked(l.Target, l.Watcher)
+	return nil
+}
+
+// handleUnlink: the peer's mailbox Watcher (the peer's own) no longer
+// watches our mailbox Target.
+func handleUnlink(c *conn, payload []byte) error {
+	l, err := wire.ParseLink(payload)
+	if err != nil {
+		return err
+	}
+	if err := c.checkPeerRef(l.Watcher); err != nil {
+		return err
+	}
+	c.p.remoteUnlinked(l.Target, l.Watcher)
+	return nil
+}
+
+// handleClosed: the peer's mailbox Target (the peer's own) closed, and our
+// mailbox Watcher wanted to know.
+func handleClosed(c *conn, payload []byte) error {
+	cl, err := wire.ParseClosed(payload)
+	if err != nil {
+		return err
+	}
+	if err := c.checkPeerRef(cl.Target); err != nil {
+		return err
+	}
+	c.p.closedReceived(cl.Target, cl.Watcher, Reason(cl.Reason))
+	return nil
 }

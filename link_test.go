@@ -2,6 +2,7 @@ package reign
 
 import (
 	"testing"
+	"time"
 )
 
 func wantClosed(t *testing.T, m *Mailbox, a Address, r Reason) {
@@ -115,16 +116,33 @@ func TestOnCloseNotifyDuplicate(t *testing.T) {
 	wantClosed(t, wm, a, Normal)
 }
 
+// A closed or zero watcher is skipped: closing the watched mailbox
+// neither fails nor blocks on it, and the other watchers are still told.
 func TestOnCloseNotifyClosedOrZeroWatcher(t *testing.T) {
 	t.Parallel()
 	n := newTestNode(t)
 	a, m := n.NewMailbox()
 	w, wm := n.NewMailbox()
 	wm.Close()
+	live, lm := newTestMailbox(t, n)
 	a.OnCloseNotify(w)
 	a.OnCloseNotify(Address{})
-	m.Close() // must not fail or block on the closed / zero watcher
+	a.OnCloseNotify(live)
+	closed := make(chan struct{})
+	go func() { defer close(closed); m.Close() }()
+	select {
+	case <-closed:
+	case <-time.After(testTimeout):
+		t.Fatal("Close blocked on a closed or zero watcher")
+	}
+	wantClosed(t, lm, a, Normal)
+	if k := wm.Len(); k != 0 {
+		t.Fatalf("the closed watcher holds %d messages", k)
+	}
+	// the zero Address watched: nothing to tell; watching it: NoProc at once
 	(Address{}).OnCloseNotify(Address{})
+	(Address{}).OnCloseNotify(live)
+	wantClosed(t, lm, Address{}, NoProc)
 }
 
 func TestSelfLink(t *testing.T) {

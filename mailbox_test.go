@@ -226,7 +226,7 @@ func TestReceiveMatchNilIsReceive(t *testing.T) {
 		v, _ := m.ReceiveMatch(testCtx(t), nil)
 		got <- v
 	})
-	eventually(t, testTimeout, func() bool { return numWaiters(m) == 1 })
+	checkFor(t, testTimeout, func() error { return unless(numWaiters(m) == 1, "numWaiters(m) == 1") })
 	mustSend(t, a, 3)
 	if v := <-got; v != 3 {
 		t.Fatalf("ReceiveMatch(nil) after wait = %v, want 3", v)
@@ -453,7 +453,7 @@ func TestCloseWakesReceivers(t *testing.T) {
 			errs <- err
 		})
 	}
-	eventually(t, testTimeout, func() bool { return numWaiters(m) == k })
+	checkFor(t, testTimeout, func() error { return unless(numWaiters(m) == k, "numWaiters(m) == k") })
 	m.Close()
 	for range k {
 		select {
@@ -650,7 +650,7 @@ func TestReceiveMatchWaitingScansOnlyNewMessages(t *testing.T) {
 		}
 		got <- v
 	}()
-	eventually(t, 5*time.Second, func() bool { return calls.Load() >= 1000 })
+	checkFor(t, 5*time.Second, func() error { return unless(calls.Load() >= 1000, "calls.Load() >= 1000") })
 	for i := 0; i < 100; i++ {
 		mustSend(t, a, -i)
 		time.Sleep(100 * time.Microsecond) // let the receiver look at each

@@ -2,6 +2,7 @@ package reign
 
 import (
 	"context"
+	"fmt"
 	"net"
 	"os"
 	"path/filepath"
@@ -106,20 +107,32 @@ func (tc *testCluster) config(id NodeID, ln net.Listener) Config {
 // start makes and serves node id on ln (nil: listen on its spec address).
 func (tc *testCluster) start(id NodeID, ln net.Listener) *Node {
 	tc.t.Helper()
+	n := tc.make(id, ln)
+	tc.serve(id, n, nil)
+	return n
+}
+
+// startAtOnce makes every node of lns, then starts their Serves at the
+// same moment.
+func (tc *testCluster) startAtOnce(lns map[NodeID]net.Listener) {
+	tc.t.Helper()
+	gate := make(chan struct{})
+	for id, ln := range lns {
+		tc.serve(id, tc.make(id, ln), gate)
+	}
+	close(gate)
+}
+
+// make makes node id on ln (nil: listen on its spec address).
+func (tc *testCluster) make(id NodeID, ln net.Listener) *Node {
+	tc.t.Helper()
 	if ln == nil {
 		ns, _ := tc.spec.Node(id)
-		var err error
-		deadline := time.Now().Add(5 * time.Second)
-		for {
+		checkFor(tc.t, 5*time.Second, func() error {
+			var err error
 			ln, err = net.Listen("tcp", ns.Address)
-			if err == nil || time.Now().After(deadline) {
-				break
-			}
-			time.Sleep(20 * time.Millisecond)
-		}
-		if err != nil {
-			tc.t.Fatal(err)
-		}
+			return err
+		})
 	}
 	n, err := NewNode(tc.config(id, ln))
 	if err != nil {
@@ -130,17 +143,24 @@ func (tc *testCluster) start(id NodeID, ln net.Listener) *Node {
 			tc.t.Fatal(err)
 		}
 	}
+	return n
+}
+
+// serve runs n's Serve as node id once gate is closed (nil: at once).
+func (tc *testCluster) serve(id NodeID, n *Node, gate <-chan struct{}) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
+		if gate != nil {
+			<-gate
+		}
 		_ = n.Serve(ctx)
 	}()
 	tc.mu.Lock()
 	tc.nodes[id] = n
 	tc.stop[id] = func() { cancel(); <-done }
 	tc.mu.Unlock()
-	return n
 }
 
 // node returns the running node id.
@@ -185,26 +205,14 @@ func (tc *testCluster) connected() {
 		ns = append(ns, n)
 	}
 	tc.mu.Unlock()
-	waitUntil(tc.t, 10*time.Second, func() bool {
+	checkFor(tc.t, 10*time.Second, func() error {
 		for _, n := range ns {
-			if n.Stats().PeersUp != len(ns)-1 {
-				return false
+			if up := n.Stats().PeersUp; up != len(ns)-1 {
+				return fmt.Errorf("%v has %d peers up, want %d", n, up, len(ns)-1)
 			}
 		}
-		return true
+		return nil
 	})
-}
-
-// waitUntil polls fn until it is true, failing the test after timeout.
-func waitUntil(t testing.TB, timeout time.Duration, fn func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !fn() {
-		if time.Now().After(deadline) {
-			t.Fatalf("condition not met within %v", timeout)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
 }
 
 type testMsg struct {
@@ -216,4 +224,27 @@ type testMsg struct {
 type netPing struct {
 	N     int
 	Reply Address
+}
+
+// flushPeers makes a Call between every ordered pair of nodes: a frame
+// either node sent the other before it has then been handled (one
+// connection per pair, in order), so a test can check that nothing more
+// came without sleeping.
+func flushPeers(t *testing.T, nodes ...*Node) {
+	t.Helper()
+	servers := make([]Address, len(nodes))
+	for i, n := range nodes {
+		servers[i], _ = startServer(t, n, doubler)
+	}
+	for i, from := range nodes {
+		for j := range nodes {
+			if i == j {
+				continue
+			}
+			v, err := Call(testCtx(t), from.BindAddress(servers[j]), 21)
+			if err != nil || v != 42 {
+				t.Fatalf("flush call from %v to %v: %v, %v", from, nodes[j], v, err)
+			}
+		}
+	}
 }

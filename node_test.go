@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -48,7 +49,7 @@ func TestNewNodeRefusesBadConfig(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if n.ID() != 0 || n.String() != "node 0" || n.Stats() != (Stats{}) {
+	if n.ID() != 0 || n.String() != "node 0" || !reflect.DeepEqual(n.Stats(), Stats{}) {
 		t.Fatalf("zero config node: %v %v %+v", n.ID(), n, n.Stats())
 	}
 }
@@ -68,7 +69,7 @@ func TestServeLocalOnlyAndTwice(t *testing.T) {
 	tc := newTestCluster(t, 2, nil)
 	tc.connected()
 	n1 := tc.node(1)
-	if err := n1.Serve(context.Background()); err == nil || !strings.HasPrefix(err.Error(), "reign: ") {
+	if err := n1.Serve(context.Background()); !errors.Is(err, ErrAlreadyServing) {
 		t.Fatalf("a second concurrent Serve returned %v", err)
 	}
 	// node 2 stops and is served again on its spec address: node 1 reconnects
@@ -76,10 +77,10 @@ func TestServeLocalOnlyAndTwice(t *testing.T) {
 	n2 := tc.node(2)
 	ns, _ := tc.spec.Node(2)
 	var ln net.Listener
-	waitUntil(t, 5*time.Second, func() bool {
+	checkFor(t, 5*time.Second, func() error {
 		var err error
 		ln, err = net.Listen("tcp", ns.Address)
-		return err == nil
+		return err
 	})
 	_ = ln.Close() // free the port for Serve's own listener
 	n2.cfg.Listener = nil
@@ -87,5 +88,7 @@ func TestServeLocalOnlyAndTwice(t *testing.T) {
 	done := make(chan error, 1)
 	go func() { done <- n2.Serve(ctx2) }()
 	defer func() { cancel2(); <-done }()
-	waitUntil(t, 10*time.Second, func() bool { return n1.Stats().PeersUp == 1 && n2.Stats().PeersUp == 1 })
+	checkFor(t, 10*time.Second, func() error {
+		return unless(n1.Stats().PeersUp == 1 && n2.Stats().PeersUp == 1, "n1.Stats().PeersUp == 1 && n2.Stats().PeersUp == 1")
+	})
 }

@@ -167,10 +167,10 @@ func TestTwoProcesses(t *testing.T) {
 
 	child := startChild(t, path, 2)
 	var echo Address
-	waitUntil(t, 20*time.Second, func() bool {
+	checkFor(t, 20*time.Second, func() error {
 		var ok bool
 		echo, ok = n1.Lookup("echo")
-		return ok
+		return unless(ok, "ok")
 	})
 	me, mb := n1.NewMailbox()
 	for i := 0; i < 1000; i++ {
@@ -192,7 +192,11 @@ func TestTwoProcesses(t *testing.T) {
 	// kill -9: the connection resets and the link fires at once
 	w, wmb := n1.NewMailbox()
 	echo.OnCloseNotify(w)
-	time.Sleep(50 * time.Millisecond) // let the Link frame reach the child
+	// the Link frame reaches the child before this call's request (one
+	// connection, in order), so once the call is answered it is in place
+	if _, err := Call(cctx, echo, "after the link"); err != nil {
+		t.Fatal(err)
+	}
 	killed := time.Now()
 	if err := child.Process.Kill(); err != nil {
 		t.Fatal(err)
@@ -209,10 +213,10 @@ func TestTwoProcesses(t *testing.T) {
 	// a restarted node is a new incarnation; its name comes back
 	startChild(t, path, 2)
 	var echo2 Address
-	waitUntil(t, 20*time.Second, func() bool {
+	checkFor(t, 20*time.Second, func() error {
 		var ok bool
 		echo2, ok = n1.Lookup("echo")
-		return ok && echo2 != echo
+		return unless(ok && echo2 != echo, "ok && echo2 != echo")
 	})
 	if err := echo.Send(testMsg{Seq: -1, From: me}); err != nil {
 		t.Fatal(err) // dropped, as sends to remote closed mailboxes are

@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"slices"
 	"sync"
+
+	"github.com/reign-go/reign/internal/wire"
 )
 
 // MultipleClaim is sent to a mailbox registered under a name when another
@@ -264,4 +266,64 @@ func (r *registry) localClaims(fn func(name string, a Address)) {
 			fn(name, claims[i])
 		}
 	}
+}
+
+// registryHook is the registry's peerHook.
+type registryHook struct{}
+
+// peerUp sends the peer this node's claims, then RegSyncDone. (The peer's
+// claims from an earlier connection were dropped when it ended.)
+func (registryHook) peerUp(p *peer, cn *conn) {
+	p.c.n.reg.localClaims(func(name string, a Address) {
+		_ = cn.appendFrame(wire.TypeRegClaim, func(b []byte) []byte {
+			return wire.AppendClaim(b, wire.Claim{Name: name, Mailbox: ref(a)})
+		})
+	})
+	_ = cn.appendFrame(wire.TypeRegSyncDone, func(b []byte) []byte { return b })
+}
+
+// peerDown drops every claim the peer made.
+func (registryHook) peerDown(p *peer, _ *conn, _ CloseReason) { p.c.n.reg.dropNode(p.id) }
+
+// handleRegClaim records the peer's claim of a name for one of its own
+// mailboxes.
+func handleRegClaim(c *conn, payload []byte) error {
+	rc, err := wire.ParseClaim(payload)
+	if err != nil {
+		return err
+	}
+	if checkName(rc.Name) != nil || rc.Mailbox.ID == 0 {
+		return fmt.Errorf("%w: bad registry claim", wire.ErrMalformed)
+	}
+	if err := c.checkPeerRef(rc.Mailbox); err != nil {
+		return err
+	}
+	c.p.c.n.reg.remoteClaim(rc.Name, c.peerAddress(rc.Mailbox))
+	return nil
+}
+
+// handleRegRelease drops the peer's claim of a name, if it is still for
+// that mailbox of the peer's.
+func handleRegRelease(c *conn, payload []byte) error {
+	rc, err := wire.ParseClaim(payload)
+	if err != nil {
+		return err
+	}
+	if err := c.checkPeerRef(rc.Mailbox); err != nil {
+		return err
+	}
+	c.p.c.n.reg.remoteRelease(rc.Name, c.peerAddress(rc.Mailbox))
+	return nil
+}
+
+// handleRegSyncDone: the peer has sent every claim it held when the
+// connection came up. Conflicts need no settling here: each claim that
+// makes a name multiply claimed was reported (MultipleClaim) as it
+// arrived.
+func handleRegSyncDone(c *conn, payload []byte) error {
+	if err := wire.ParseEmpty(payload); err != nil {
+		return err
+	}
+	c.p.log.Debug("registry synchronized")
+	return nil
 }

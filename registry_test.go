@@ -36,20 +36,20 @@ func TestRegistryPropagatesAndForgets(t *testing.T) {
 	if err := n1.Register("svc", a); err != nil {
 		t.Fatal(err)
 	}
-	waitUntil(t, 5*time.Second, func() bool { return lookupOn("svc", a, n1, n2, n3) })
+	checkFor(t, 5*time.Second, func() error { return unless(lookupOn("svc", a, n1, n2, n3), "lookupOn(\"svc\", a, n1, n2, n3)") })
 
 	// re-registering on the same node replaces the claim everywhere
 	b, _ := n1.NewMailbox()
 	if err := n1.Register("svc", b); err != nil {
 		t.Fatal(err)
 	}
-	waitUntil(t, 5*time.Second, func() bool { return lookupOn("svc", b, n1, n2, n3) })
+	checkFor(t, 5*time.Second, func() error { return unless(lookupOn("svc", b, n1, n2, n3), "lookupOn(\"svc\", b, n1, n2, n3)") })
 	if all := n3.LookupAll("svc"); len(all) != 1 {
 		t.Fatalf("LookupAll after replace: %v", all)
 	}
 
 	n1.Unregister("svc", b)
-	waitUntil(t, 5*time.Second, func() bool { return goneOn("svc", n1, n2, n3) })
+	checkFor(t, 5*time.Second, func() error { return unless(goneOn("svc", n1, n2, n3), "goneOn(\"svc\", n1, n2, n3)") })
 
 	// closing the mailbox withdraws its names
 	if err := n1.Register("svc", a); err != nil {
@@ -58,9 +58,11 @@ func TestRegistryPropagatesAndForgets(t *testing.T) {
 	if err := n1.Register("other", a); err != nil {
 		t.Fatal(err)
 	}
-	waitUntil(t, 5*time.Second, func() bool { return lookupOn("other", a, n2, n3) })
+	checkFor(t, 5*time.Second, func() error { return unless(lookupOn("other", a, n2, n3), "lookupOn(\"other\", a, n2, n3)") })
 	amb.Close()
-	waitUntil(t, 5*time.Second, func() bool { return goneOn("svc", n1, n2, n3) && goneOn("other", n1, n2, n3) })
+	checkFor(t, 5*time.Second, func() error {
+		return unless(goneOn("svc", n1, n2, n3) && goneOn("other", n1, n2, n3), "goneOn(\"svc\", n1, n2, n3) && goneOn(\"other\", n1, n2, n3)")
+	})
 
 	// a remote or zero address cannot be registered
 	c, _ := n2.NewMailbox()
@@ -78,9 +80,9 @@ func TestRegistryClaimsVanishWithTheirNode(t *testing.T) {
 	if err := tc.node(2).Register("on2", a); err != nil {
 		t.Fatal(err)
 	}
-	waitUntil(t, 5*time.Second, func() bool { return lookupOn("on2", a, n1, n3) })
+	checkFor(t, 5*time.Second, func() error { return unless(lookupOn("on2", a, n1, n3), "lookupOn(\"on2\", a, n1, n3)") })
 	tc.kill(2)
-	waitUntil(t, 5*time.Second, func() bool { return goneOn("on2", n1, n3) })
+	checkFor(t, 5*time.Second, func() error { return unless(goneOn("on2", n1, n3), "goneOn(\"on2\", n1, n3)") })
 }
 
 func TestRegistryLateJoinerIsSynchronized(t *testing.T) {
@@ -99,13 +101,15 @@ func TestRegistryLateJoinerIsSynchronized(t *testing.T) {
 	}
 	n3 := tc.start(3, nil)
 	tc.connected()
-	waitUntil(t, 5*time.Second, func() bool { return lookupOn("one", a, n3) && lookupOn("two", b, n3) })
+	checkFor(t, 5*time.Second, func() error {
+		return unless(lookupOn("one", a, n3) && lookupOn("two", b, n3), "lookupOn(\"one\", a, n3) && lookupOn(\"two\", b, n3)")
+	})
 	// and the late joiner's own claims reach the others
 	c, _ := n3.NewMailbox()
 	if err := n3.Register("three", c); err != nil {
 		t.Fatal(err)
 	}
-	waitUntil(t, 5*time.Second, func() bool { return lookupOn("three", c, n1, n2) })
+	checkFor(t, 5*time.Second, func() error { return unless(lookupOn("three", c, n1, n2), "lookupOn(\"three\", c, n1, n2)") })
 }
 
 func TestRegistrySameNameOnSeveralNodes(t *testing.T) {
@@ -118,17 +122,17 @@ func TestRegistrySameNameOnSeveralNodes(t *testing.T) {
 	if err := n1.Register("dup", a); err != nil {
 		t.Fatal(err)
 	}
-	waitUntil(t, 5*time.Second, func() bool { return lookupOn("dup", a, n2, n3) })
+	checkFor(t, 5*time.Second, func() error { return unless(lookupOn("dup", a, n2, n3), "lookupOn(\"dup\", a, n2, n3)") })
 	if err := n2.Register("dup", b); err != nil {
 		t.Fatal(err)
 	}
-	waitUntil(t, 5*time.Second, func() bool {
+	checkFor(t, 5*time.Second, func() error {
 		for _, n := range []*Node{n1, n2, n3} {
-			if len(n.LookupAll("dup")) != 2 {
-				return false
+			if all := n.LookupAll("dup"); len(all) != 2 {
+				return fmt.Errorf("%v sees %d claims of dup, want 2", n, len(all))
 			}
 		}
-		return true
+		return nil
 	})
 	// each claimant is told once
 	for _, mb := range []*Mailbox{amb, bmb} {
@@ -136,7 +140,7 @@ func TestRegistrySameNameOnSeveralNodes(t *testing.T) {
 			t.Fatalf("got %#v", mc)
 		}
 	}
-	time.Sleep(100 * time.Millisecond) // nothing more should come
+	flushPeers(t, n1, n2, n3) // whatever else was coming has come
 	if amb.Len() != 0 || bmb.Len() != 0 {
 		t.Fatalf("extra messages: %d %d", amb.Len(), bmb.Len())
 	}
@@ -171,9 +175,9 @@ func TestRegistryTenThousandNamesPropagate(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	waitUntil(t, 10*time.Second, func() bool {
+	checkFor(t, 10*time.Second, func() error {
 		last := fmt.Sprintf("name-%d", count-1)
-		return lookupOn(last, addrs[count-1], n2, n3)
+		return unless(lookupOn(last, addrs[count-1], n2, n3), "lookupOn(last, addrs[count-1], n2, n3)")
 	})
 	elapsed := time.Since(start)
 	for i, a := range addrs {
@@ -220,7 +224,9 @@ func TestRegistryConflictAfterPartitionHeals(t *testing.T) {
 	n1, n2, n3 := tc.node(1), tc.node(2), tc.node(3)
 
 	proxy.BlackHole(true)
-	waitUntil(t, 5*time.Second, func() bool { return n1.Stats().PeersUp == 1 && n2.Stats().PeersUp == 1 })
+	checkFor(t, 5*time.Second, func() error {
+		return unless(n1.Stats().PeersUp == 1 && n2.Stats().PeersUp == 1, "n1.Stats().PeersUp == 1 && n2.Stats().PeersUp == 1")
+	})
 
 	a, amb := n1.NewMailbox()
 	b, bmb := n2.NewMailbox()
@@ -231,7 +237,7 @@ func TestRegistryConflictAfterPartitionHeals(t *testing.T) {
 		t.Fatal(err)
 	}
 	// node 3 sees both at once; nodes 1 and 2 each see only their own
-	waitUntil(t, 5*time.Second, func() bool { return len(n3.LookupAll("leader")) == 2 })
+	checkFor(t, 5*time.Second, func() error { return unless(len(n3.LookupAll("leader")) == 2, "len(n3.LookupAll(\"leader\")) == 2") })
 	if got := n1.LookupAll("leader"); len(got) != 1 || got[0] != a {
 		t.Fatalf("node 1 during the partition: %v", got)
 	}
@@ -240,15 +246,15 @@ func TestRegistryConflictAfterPartitionHeals(t *testing.T) {
 	}
 
 	proxy.BlackHole(false)
-	waitUntil(t, 10*time.Second, func() bool {
-		return len(n1.LookupAll("leader")) == 2 && len(n2.LookupAll("leader")) == 2
+	checkFor(t, 10*time.Second, func() error {
+		return unless(len(n1.LookupAll("leader")) == 2 && len(n2.LookupAll("leader")) == 2, "len(n1.LookupAll(\"leader\")) == 2 && len(n2.LookupAll(\"leader\")) == 2")
 	})
 	for _, mb := range []*Mailbox{amb, bmb} {
 		if mc, ok := recv(t, mb).(MultipleClaim); !ok || mc.Name != "leader" {
 			t.Fatalf("got %#v", mc)
 		}
 	}
-	time.Sleep(200 * time.Millisecond)
+	flushPeers(t, n1, n2, n3) // whatever else was coming has come
 	if amb.Len() != 0 || bmb.Len() != 0 {
 		t.Fatalf("told more than once: %d, %d", amb.Len(), bmb.Len())
 	}
@@ -264,7 +270,7 @@ func TestRegistryConflictAfterPartitionHeals(t *testing.T) {
 	}
 	// resolving it: node 2 steps down, and everyone agrees again
 	n2.Unregister("leader", b)
-	waitUntil(t, 5*time.Second, func() bool {
-		return len(n1.LookupAll("leader")) == 1 && len(n2.LookupAll("leader")) == 1 && len(n3.LookupAll("leader")) == 1
+	checkFor(t, 5*time.Second, func() error {
+		return unless(len(n1.LookupAll("leader")) == 1 && len(n2.LookupAll("leader")) == 1 && len(n3.LookupAll("leader")) == 1, "len(n1.LookupAll(\"leader\")) == 1 && len(n2.LookupAll(\"leader\")) == 1 && len(n3.LookupAll(\"leader\")) == 1")
 	})
 }

@@ -2,7 +2,9 @@ package reign
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
+	"sync"
 	"testing"
 	"time"
 )
@@ -17,10 +19,10 @@ func TestRemoteSendAndReplyAcrossThreeNodes(t *testing.T) {
 	if err := n1.Register("echo", echo); err != nil {
 		t.Fatal(err)
 	}
-	waitUntil(t, 5*time.Second, func() bool {
+	checkFor(t, 5*time.Second, func() error {
 		_, ok2 := n2.Lookup("echo")
 		_, ok3 := n3.Lookup("echo")
-		return ok2 && ok3
+		return unless(ok2 && ok3, "ok2 && ok3")
 	})
 	for _, n := range []*Node{n2, n3} {
 		me, mb := n.NewMailbox()
@@ -76,10 +78,10 @@ func TestRemoteLinkFiresOnCloseAndOnNodeLoss(t *testing.T) {
 	ra.OnCloseNotify(watcher)
 	rb.OnCloseNotify(watcher)
 	// the link frame must reach n2 before the close: wait for it
-	waitUntil(t, 5*time.Second, func() bool {
+	checkFor(t, 5*time.Second, func() error {
 		amb.mu.Lock()
 		defer amb.mu.Unlock()
-		return len(amb.links) == 1
+		return unless(len(amb.links) == 1, "len(amb.links) == 1")
 	})
 	amb.Close()
 	if mc := recv(t, wmb).(MailboxClosed); mc.Address != ra || mc.Reason != Normal {
@@ -128,12 +130,21 @@ func TestRemoteCall(t *testing.T) {
 	}
 }
 
+// A Call whose server's node dies (its connection is cut, no Goodbye)
+// after the request arrived fails at once with ErrNodeUnreachable, long
+// before its context ends.
 func TestRemoteCallFailsFastWhenServerNodeDies(t *testing.T) {
 	t.Parallel()
 	tc := newTestCluster(t, 2, nil)
 	tc.connected()
 	n1, n2 := tc.node(1), tc.node(2)
-	srv, _ := n2.NewMailbox() // never replies
+	arrived := make(chan struct{})
+	var once sync.Once
+	srv, _ := startServer(t, n2, func(v any) { // never replies
+		if _, ok := v.(Request); ok {
+			once.Do(func() { close(arrived) })
+		}
+	})
 	rs := n1.BindAddress(srv)
 	errc := make(chan error, 1)
 	go func() {
@@ -142,17 +153,30 @@ func TestRemoteCallFailsFastWhenServerNodeDies(t *testing.T) {
 		_, err := Call(ctx, rs, 1)
 		errc <- err
 	}()
-	time.Sleep(100 * time.Millisecond)
+	select {
+	case <-arrived:
+	case err := <-errc:
+		t.Fatalf("the call ended before its request arrived: %v", err)
+	case <-time.After(testTimeout):
+		t.Fatal("the request never arrived")
+	}
+	before := n1.Stats().Peers[2].Closes
 	start := time.Now()
-	tc.kill(2)
+	// the death: node 2's socket closes under it, without a Goodbye
+	cn := n2.cl.peers[1].live.Load()
+	_ = cn.nc.(*tls.Conn).NetConn().Close()
 	select {
 	case err := <-errc:
 		if !errors.Is(err, ErrNodeUnreachable) {
 			t.Fatalf("got %v", err)
 		}
-		t.Logf("call failed %v after the kill", time.Since(start))
+		t.Logf("call failed %v after the death", time.Since(start))
 	case <-time.After(5 * time.Second):
 		t.Fatal("call still waiting")
+	}
+	after := n1.Stats().Peers[2].Closes
+	if after[CloseGoodbye] != before[CloseGoodbye] || after[ClosePeerClosed] == before[ClosePeerClosed] {
+		t.Fatalf("node 1 saw %v, then %v: want a lost peer, not a goodbye", before, after)
 	}
 }
 

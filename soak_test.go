@@ -259,19 +259,19 @@ func TestSoak(t *testing.T) {
 		sc.start(id)
 	}
 	// Everyone up: node 1 sees all three children and every slot's name.
-	waitUntil(t, 60*time.Second, func() bool {
-		if n1.Stats().PeersUp != soakChildren {
-			return false
+	checkFor(t, 60*time.Second, func() error {
+		if up := n1.Stats().PeersUp; up != soakChildren {
+			return fmt.Errorf("node 1 has %d peers up, want %d", up, soakChildren)
 		}
 		if _, ok := n1.Lookup("soak/sink"); !ok {
-			return false
+			return errors.New("soak/sink is not registered yet")
 		}
 		for k := range soakSlots {
 			if _, ok := n1.Lookup(fmt.Sprintf("soak/%d", k)); !ok {
-				return false
+				return fmt.Errorf("soak/%d is not registered yet", k)
 			}
 		}
-		return true
+		return nil
 	})
 
 	// The flood, the heap sampler and the throttle.
@@ -334,15 +334,15 @@ func TestSoak(t *testing.T) {
 		t.Fatal(err)
 	}
 	// node 1's own barrier for the flood, through the same kind of Call
-	waitUntil(t, 30*time.Second, func() bool {
+	checkFor(t, 30*time.Second, func() error {
 		a, ok := n1.Lookup(fmt.Sprintf("soak/ctl/%d", soakSinkNode))
 		if !ok {
-			return false
+			return fmt.Errorf("soak/ctl/%d is not registered yet", soakSinkNode)
 		}
 		cctx, ccancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer ccancel()
 		_, err := Call(cctx, a, "flush")
-		return err == nil
+		return err
 	})
 	if err := sc.command("finish", "done", 60*time.Second); err != nil {
 		t.Fatal(err)

@@ -2,6 +2,7 @@ package reign
 
 import (
 	"context"
+	"fmt"
 	"sync"
 	"testing"
 	"time"
@@ -11,17 +12,34 @@ import (
 // machine under -race, short enough that a hang fails instead of stalling.
 const testTimeout = 10 * time.Second
 
-// eventually polls fn until it returns true, failing t if it has not after
-// timeout.
-func eventually(t testing.TB, timeout time.Duration, fn func() bool) {
+// checkFor polls check until it returns nil, and fails t with check's
+// last error, which says why the condition is not met yet, if it has not
+// after total (nats-server's checkFor). It is the tests' one way to wait
+// for something that happens asynchronously: never sleep and hope.
+func checkFor(t testing.TB, total time.Duration, check func() error) {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !fn() {
-		if time.Now().After(deadline) {
-			t.Fatalf("condition not met within %v", timeout)
+	deadline := time.Now().Add(total)
+	poll := time.Millisecond
+	for {
+		err := check()
+		if err == nil {
+			return
 		}
-		time.Sleep(time.Millisecond)
+		if time.Now().After(deadline) {
+			t.Fatalf("not done after %v: %v", total, err)
+		}
+		time.Sleep(poll)
+		poll = min(2*poll, 10*time.Millisecond)
 	}
+}
+
+// unless returns nil if ok, else an error saying what is not true yet:
+// the usual body of a checkFor predicate.
+func unless(ok bool, format string, args ...any) error {
+	if ok {
+		return nil
+	}
+	return fmt.Errorf("not yet: "+format, args...)
 }
 
 // newTestNode returns a new local-only node.

@@ -27,23 +27,13 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"net"
 	"os"
+	"reflect"
 	"slices"
 	"time"
 
 	"github.com/reign-go/reign/internal/certs"
-)
-
-var (
-	// ErrBadCertificate: a certificate is not a usable reign node
-	// certificate: not signed by the cluster's CA, expired or not yet
-	// valid, missing the server or client authentication usage, or not
-	// naming exactly one node.
-	ErrBadCertificate = errors.New("reign: bad certificate")
-
-	// ErrPeerIdentity: the peer's certificate is good but names another
-	// node than the one expected.
-	ErrPeerIdentity = errors.New("reign: peer identity mismatch")
 )
 
 // nodeTLS is one node's TLS material: its certificate and key, the
@@ -261,6 +251,8 @@ func handshakeTLS(ctx context.Context, c *tls.Conn) error {
 	var hostErr x509.HostnameError
 	var verifyErr *tls.CertificateVerificationError
 	switch {
+	case refusedCertificate(err):
+		return fmt.Errorf("%w: the peer refused this node's certificate: %w (TLS handshake with %s)", ErrBadCertificate, err, c.RemoteAddr())
 	case errors.Is(err, ErrBadCertificate) || errors.Is(err, ErrPeerIdentity):
 		return fmt.Errorf("%w (TLS handshake with %s)", err, c.RemoteAddr())
 	case errors.As(err, &hostErr):
@@ -269,4 +261,31 @@ func handshakeTLS(ctx context.Context, c *tls.Conn) error {
 		return fmt.Errorf("%w: %w (TLS handshake with %s)", ErrBadCertificate, err, c.RemoteAddr())
 	}
 	return fmt.Errorf("reign: TLS handshake with %s: %w", c.RemoteAddr(), err)
+}
+
+// refusedCertificate reports whether err is a TLS alert from the peer
+// saying it refused this node's certificate (bad, unknown CA, expired,
+// missing...): the peer's classification, which this side counts as
+// ErrBadCertificate too. crypto/tls reports a received alert as a
+// *net.OpError with Op "remote error" whose Err is the alert number.
+func refusedCertificate(err error) bool {
+	var oe *net.OpError
+	if !errors.As(err, &oe) || oe.Op != "remote error" || oe.Err == nil {
+		return false
+	}
+	v := reflect.ValueOf(oe.Err)
+	if v.Kind() != reflect.Uint8 {
+		return false
+	}
+	switch v.Uint() {
+	case 42, // bad_certificate
+		43,  // unsupported_certificate
+		44,  // certificate_revoked
+		45,  // certificate_expired
+		46,  // certificate_unknown
+		48,  // unknown_ca
+		116: // certificate_required
+		return true
+	}
+	return false
 }

@@ -1,0 +1,337 @@
+package reign
+
+import (
+	"context"
+	"crypto/tls"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/reign-go/reign/internal/wire"
+)
+
+// peer is this node's side of its relation with one other node: the
+// connection service (a suture service) that dials it or takes the
+// connections the listener accepts from it, one at a time, and the
+// per-peer state of the subsystems (links).
+type peer struct {
+	c     *cluster
+	id    NodeID
+	addr  string // the peer's address from the spec: where to dial it
+	dials bool   // this node dials the peer (the lower ID dials)
+	log   *slog.Logger
+
+	// live is the current connection, nil if none. It is written under
+	// mu, so a hook that checks it under mu sees no change before it
+	// unlocks; senders load it without the lock.
+	live  atomic.Pointer[conn]
+	offer chan struct{} // capacity 1: an accepted connection is pending
+
+	connects atomic.Uint64
+	closes   closeCounts
+
+	mu       sync.Mutex
+	pending  *conn     // accepted, waiting for the service
+	links    peerLinks // link.go's state for this peer
+	lastDrop time.Time
+}
+
+func newPeer(c *cluster, ns NodeSpec) *peer {
+	return &peer{
+		c:     c,
+		id:    ns.ID,
+		addr:  ns.Address,
+		dials: c.n.id < ns.ID,
+		offer: make(chan struct{}, 1),
+		log:   c.n.log.With("peer", int(ns.ID)),
+	}
+}
+
+func (p *peer) String() string { return fmt.Sprintf("reign peer %d", p.id) }
+
+// Backoff between connection attempts; the pause before dialing a peer
+// that said Goodbye; the backoff of a process refused as a duplicate of
+// another live one (long: the conflict lasts until someone fixes the
+// configuration, and each refusal logs at Error).
+const (
+	minBackoff   = 50 * time.Millisecond
+	maxBackoff   = 2 * time.Second
+	afterGoodbye = 300 * time.Millisecond
+	minDupWait   = time.Second
+	maxDupWait   = 30 * time.Second
+)
+
+// sleepCtx waits for d or until ctx is done.
+func sleepCtx(ctx context.Context, d time.Duration) {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+	case <-t.C:
+	}
+}
+
+// jitter returns d plus up to half of d, at random.
+func jitter(d time.Duration) time.Duration {
+	return d + time.Duration(rand.Uint64N(uint64(d/2+1)))
+}
+
+// Serve keeps a connection to the peer until ctx is done: dialing it (with
+// backoff) if this node has the lower ID, else taking the connections the
+// listener accepts from it.
+func (p *peer) Serve(ctx context.Context) error {
+	backoff, dupWait := minBackoff, minDupWait
+	for ctx.Err() == nil {
+		var cn *conn
+		var err error
+		if p.dials {
+			cn, err = p.dial(ctx)
+		} else {
+			cn, err = p.await(ctx)
+		}
+		if err != nil {
+			if ctx.Err() != nil {
+				break
+			}
+			sleepCtx(ctx, jitter(backoff))
+			backoff = min(2*backoff, maxBackoff)
+			continue
+		}
+		backoff = minBackoff
+		switch p.runConn(ctx, cn) {
+		case CloseGoodbye:
+			if p.dials {
+				// the peer is shutting down: give it time to go rather
+				// than dial into its last moments
+				sleepCtx(ctx, afterGoodbye)
+			}
+		case CloseDuplicateNode:
+			// another process with this node's ID holds the peer: wait
+			// longer each time, so the Error lines stay few
+			sleepCtx(ctx, jitter(dupWait))
+			dupWait = min(2*dupWait, maxDupWait)
+			continue
+		}
+		dupWait = minDupWait
+	}
+	// a connection accepted but never run
+	p.mu.Lock()
+	pend := p.pending
+	p.pending = nil
+	p.mu.Unlock()
+	if pend != nil {
+		pend.close(CloseShutdown, nil)
+		p.c.countClose(p, CloseShutdown)
+	}
+	return ctx.Err()
+}
+
+// dial connects to the peer: TCP, TLS (the peer must prove it is p.id),
+// then the reign handshake, all within the handshake timeout. A failure is
+// logged here, once, and counted by reason.
+func (p *peer) dial(ctx context.Context) (*conn, error) {
+	ctx, cancel := context.WithTimeout(ctx, p.c.n.cfg.HandshakeTimeout)
+	defer cancel()
+	var d net.Dialer
+	if la := p.c.self.LocalAddress; la != "" {
+		tla, err := net.ResolveTCPAddr("tcp", la)
+		if err != nil {
+			return nil, p.dialFailed(fmt.Errorf("reign: local address %s: %w", la, err))
+		}
+		d.LocalAddr = tla
+	}
+	nc, err := d.DialContext(ctx, "tcp", p.addr)
+	if err != nil {
+		// not counted: no connection was made
+		p.log.Debug("cannot connect", "addr", p.addr, "err", err)
+		return nil, err
+	}
+	tc := tls.Client(nc, p.c.tls.clientConfig(p.id))
+	if err := handshakeTLS(ctx, tc); err != nil {
+		_ = nc.Close()
+		return nil, p.dialFailed(err)
+	}
+	cn, err := handshakeConn(ctx, p, tc)
+	if err != nil {
+		_ = nc.Close()
+		return nil, p.dialFailed(err)
+	}
+	return cn, nil
+}
+
+// dialFailed counts and logs a failed connection attempt: at Warn when it
+// is a matter of certificates or identity (a misconfiguration to fix), at
+// Info when the network or the peer's own shutdown got in the way (it
+// retries).
+func (p *peer) dialFailed(err error) error {
+	r := handshakeReason(err)
+	p.c.countClose(p, r)
+	level := slog.LevelWarn
+	if networkError(err) {
+		level = slog.LevelInfo
+	}
+	p.log.Log(context.Background(), level, "connection failed", "addr", p.addr, "reason", r, "err", err)
+	return err
+}
+
+// offerConn gives the peer service a newly accepted connection.
+//
+// The peer dials only when it has lost its connection, so a newer
+// connection normally means the older one is stale (the peer restarted,
+// or a half-open failure) and replaces it at once. But if it comes from
+// another incarnation while the current connection is still alive, two
+// live processes claim the peer's node ID: the newer one is refused with
+// Goodbye{duplicate}, and it backs off. "Alive" is decided by waiting, up
+// to a heartbeat interval and a half, for the current connection to end
+// (a restarted process's old connection ends at once) or to prove itself
+// by receiving bytes (a live peer sends at least a heartbeat per
+// interval).
+func (p *peer) offerConn(ctx context.Context, cn *conn) {
+	if cur := p.live.Load(); cur != nil && cur.peerInc != cn.peerInc && p.stillAlive(ctx, cur) {
+		p.refuseDuplicate(cn, cur)
+		return
+	}
+	p.mu.Lock()
+	old, cur := p.pending, p.live.Load()
+	p.pending = cn
+	p.mu.Unlock()
+	if old != nil {
+		old.close(CloseReplaced, nil)
+		p.c.countClose(p, CloseReplaced)
+	}
+	if cur != nil {
+		cur.close(CloseReplaced, fmt.Errorf("replaced by a newer connection from %s", cn.remote))
+	}
+	select {
+	case p.offer <- struct{}{}:
+	default:
+	}
+}
+
+// stillAlive reports whether cur stays up and receives bytes within a
+// heartbeat interval and a half; it returns false as soon as cur ends.
+func (p *peer) stillAlive(ctx context.Context, cur *conn) bool {
+	reads := cur.dr.reads.Load()
+	t := time.NewTimer(p.c.n.cfg.HeartbeatInterval * 3 / 2)
+	defer t.Stop()
+	select {
+	case <-cur.done:
+		return false
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+	}
+	select {
+	case <-cur.done:
+		return false
+	default:
+		return cur.dr.reads.Load() != reads
+	}
+}
+
+// refuseDuplicate refuses cn, a connection from a second live process
+// claiming the peer's node ID: it says Goodbye{duplicate}, waits briefly
+// for the refused side to hang up (so the Goodbye is read, not reset),
+// and closes it.
+func (p *peer) refuseDuplicate(cn, cur *conn) {
+	p.c.stats.refused.Add(1)
+	p.c.countClose(p, CloseDuplicateNode)
+	p.log.Error("duplicate node: a second live process claims this peer's node ID; keeping the first, refusing the second",
+		"addr", cn.remote, "reason", CloseDuplicateNode, "kept", cur.remote)
+	frame := wire.AppendFrame(nil, wire.TypeGoodbye, wire.AppendGoodbye(nil, wire.Goodbye{Reason: wire.GoodbyeDuplicate}))
+	_ = cn.nc.SetDeadline(time.Now().Add(goodbyeTimeout))
+	if _, err := cn.nc.Write(frame); err == nil {
+		var buf [512]byte
+		for {
+			if _, err := cn.nc.Read(buf[:]); err != nil {
+				break
+			}
+		}
+	}
+	cn.close(CloseDuplicateNode, ErrDuplicateNode)
+}
+
+// await waits for the listener to accept a connection from the peer.
+func (p *peer) await(ctx context.Context) (*conn, error) {
+	for {
+		p.mu.Lock()
+		cn := p.pending
+		p.pending = nil
+		p.mu.Unlock()
+		if cn != nil {
+			return cn, nil
+		}
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-p.offer:
+		}
+	}
+}
+
+// runConn makes cn the peer's connection, tells the peer hooks, runs it
+// until it ends, and then has the hooks resolve everything that depended
+// on it. It returns why the connection ended.
+func (p *peer) runConn(ctx context.Context, cn *conn) CloseReason {
+	p.mu.Lock()
+	p.live.Store(cn)
+	p.mu.Unlock()
+	p.connects.Add(1)
+	p.c.stats.connects.Add(1)
+	p.log.Info("peer connected", "addr", cn.remote, "version", cn.version)
+	for _, h := range p.c.hooks {
+		h.peerUp(p, cn)
+	}
+
+	why, err := cn.run(ctx)
+
+	p.mu.Lock()
+	if p.live.Load() == cn {
+		p.live.Store(nil)
+	}
+	p.mu.Unlock()
+	p.c.countClose(p, why)
+	p.logDown(cn, why, err)
+	for _, h := range p.c.hooks {
+		h.peerDown(p, cn, why)
+	}
+	return why
+}
+
+// logDown logs the end of a connection, under the reason it ended for.
+func (p *peer) logDown(cn *conn, why CloseReason, err error) {
+	attrs := []any{"addr", cn.remote, "reason", why}
+	if err != nil {
+		attrs = append(attrs, "err", err)
+	}
+	switch why {
+	case CloseShutdown:
+		p.log.Info("connection closed: this node is shutting down", attrs...)
+	case CloseGoodbye:
+		p.log.Info("peer shut down", attrs...)
+	case CloseReplaced:
+		p.log.Info("connection replaced", attrs...)
+	case CloseDuplicateNode:
+		p.log.Error("duplicate node: the peer refused this connection, another live process claims this node's ID; backing off", attrs...)
+	default:
+		p.log.Warn("peer lost", attrs...)
+	}
+}
+
+// logDrop logs a dropped message, at most once a second per peer.
+func (p *peer) logDrop(err error) {
+	p.mu.Lock()
+	now := time.Now()
+	ok := now.Sub(p.lastDrop) >= time.Second
+	if ok {
+		p.lastDrop = now
+	}
+	p.mu.Unlock()
+	if ok {
+		p.log.Warn("message dropped", "err", err)
+	}
+}

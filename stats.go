@@ -1,0 +1,110 @@
+package reign
+
+import "sync/atomic"
+
+// counters are the node's statistics; see Stats.
+type counters struct {
+	droppedClosed      atomic.Uint64
+	droppedUnknownType atomic.Uint64
+	droppedUndecodable atomic.Uint64
+	droppedStale       atomic.Uint64
+	connects           atomic.Uint64
+	refused            atomic.Uint64
+	closes             closeCounts // every peer's, and those of unknown peers
+}
+
+// closeCounts counts connection ends by reason.
+type closeCounts [numCloseReasons]atomic.Uint64
+
+// snapshot returns the non-zero counts, or nil if there are none.
+func (cc *closeCounts) snapshot() map[CloseReason]uint64 {
+	var m map[CloseReason]uint64
+	for r := range cc {
+		if v := cc[r].Load(); v != 0 {
+			if m == nil {
+				m = map[CloseReason]uint64{}
+			}
+			m[CloseReason(r)] = v
+		}
+	}
+	return m
+}
+
+// Stats are counters of a node's traffic, for monitoring and tests.
+type Stats struct {
+	// DroppedClosed counts messages from peers for mailboxes that are
+	// closed (or never existed on this run of the node).
+	DroppedClosed uint64
+	// DroppedUnknownType counts messages from peers whose type is not
+	// registered on this node.
+	DroppedUnknownType uint64
+	// DroppedUndecodable counts messages from peers the codec rejected.
+	DroppedUndecodable uint64
+	// DroppedStale counts messages sent to Addresses from an earlier run
+	// of their node, dropped by this node.
+	DroppedStale uint64
+	// Connects counts connections established (first and re-connections).
+	Connects uint64
+	// Refused counts incoming connections refused: bad certificates,
+	// failed handshakes, unknown nodes, duplicate node IDs.
+	Refused uint64
+	// PeersUp is the number of peers connected now.
+	PeersUp int
+	// Closes counts, by reason, the connections that ended and the
+	// connection attempts (incoming or outgoing) that were refused or
+	// failed their handshake, over all peers. Reasons never seen are
+	// absent.
+	Closes map[CloseReason]uint64
+	// Peers has an entry for each node of the cluster spec other than
+	// this one.
+	Peers map[NodeID]PeerStats
+}
+
+// PeerStats are the counters of one peer; see Stats.
+type PeerStats struct {
+	// Up is true while a connection to the peer is established.
+	Up bool
+	// Connects counts connections to the peer established.
+	Connects uint64
+	// Closes counts this peer's connections ended, and attempts refused
+	// or failed, by reason. Reasons never seen are absent.
+	Closes map[CloseReason]uint64
+}
+
+// Stats returns the node's counters. A local-only node's are all zero.
+func (n *Node) Stats() Stats {
+	if n.cl == nil {
+		return Stats{}
+	}
+	s := &n.cl.stats
+	st := Stats{
+		DroppedClosed:      s.droppedClosed.Load(),
+		DroppedUnknownType: s.droppedUnknownType.Load(),
+		DroppedUndecodable: s.droppedUndecodable.Load(),
+		DroppedStale:       s.droppedStale.Load(),
+		Connects:           s.connects.Load(),
+		Refused:            s.refused.Load(),
+		Closes:             s.closes.snapshot(),
+		Peers:              make(map[NodeID]PeerStats, len(n.cl.peers)),
+	}
+	for id, p := range n.cl.peers {
+		up := p.live.Load() != nil
+		if up {
+			st.PeersUp++
+		}
+		st.Peers[id] = PeerStats{Up: up, Connects: p.connects.Load(), Closes: p.closes.snapshot()}
+	}
+	return st
+}
+
+// countClose counts one connection end (or refusal) for reason r, for p
+// if known.
+func (c *cluster) countClose(p *peer, r CloseReason) {
+	if r >= numCloseReasons {
+		r = CloseUnknown
+	}
+	c.stats.closes[r].Add(1)
+	if p != nil {
+		p.closes[r].Add(1)
+	}
+}

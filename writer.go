@@ -1,0 +1,303 @@
+package reign
+
+// This file is a connection's sending side: the writer goroutine, which
+// batches queued frames into one write, and the senders that queue them.
+// conn.go is the reading side.
+
+import (
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/reign-go/reign/internal/wire"
+)
+
+// goodbyeTimeout bounds the final flush of a connection on shutdown.
+const goodbyeTimeout = 500 * time.Millisecond
+
+// kick wakes the writer.
+func (c *conn) kick() {
+	select {
+	case c.wake <- struct{}{}:
+	default:
+	}
+}
+
+// writeLoop writes batches of queued frames, and a heartbeat whenever
+// nothing has been written (by it or by a sender writing inline) for half
+// the heartbeat interval, checked every half interval: the peer never goes
+// a full interval without a byte. A write that cannot finish within the
+// heartbeat timeout (a peer that stopped reading) ends the connection.
+func (c *conn) writeLoop(stopping <-chan struct{}) error {
+	cfg := &c.p.c.n.cfg
+	hb := time.NewTicker(cfg.HeartbeatInterval / 2)
+	defer hb.Stop()
+	var heartbeat [wire.HeaderSize]byte
+	heartbeatFrame := wire.AppendFrame(heartbeat[:0], wire.TypeHeartbeat, nil)
+	for {
+		select {
+		case <-c.done:
+			return nil
+		case <-stopping:
+			c.mu.Lock()
+			c.out = wire.AppendFrame(c.out, wire.TypeGoodbye, wire.AppendGoodbye(nil, wire.Goodbye{Reason: wire.GoodbyeShutdown}))
+			c.mu.Unlock()
+			c.wmu.Lock()
+			_ = c.writeBatch(goodbyeTimeout)
+			c.wmu.Unlock()
+			return nil
+		case <-hb.C:
+			if time.Duration(monotime()-c.lastWrite.Load()) >= cfg.HeartbeatInterval/2 {
+				c.mu.Lock()
+				if len(c.out) == 0 {
+					c.out = append(c.out, heartbeatFrame...)
+				}
+				c.mu.Unlock()
+			}
+		case <-c.wake:
+		}
+		c.wmu.Lock()
+		for {
+			if err := c.writeBatch(cfg.HeartbeatTimeout); err != nil {
+				c.wmu.Unlock()
+				return err
+			}
+			c.mu.Lock()
+			more := len(c.out) > 0
+			c.mu.Unlock()
+			if !more {
+				break
+			}
+		}
+		c.wmu.Unlock()
+	}
+}
+
+// writeBatch writes everything queued in one Write, which must finish
+// within timeout (a peer that stopped reading is lost). The caller holds
+// c.wmu.
+func (c *conn) writeBatch(timeout time.Duration) error {
+	c.mu.Lock()
+	batch := c.out
+	c.out = c.spare[:0]
+	c.spare = nil
+	if c.room != nil {
+		close(c.room)
+		c.room = nil
+	}
+	c.mu.Unlock()
+	var err error
+	if len(batch) > 0 {
+		c.setWriteDeadline(timeout)
+		if _, err = c.nc.Write(batch); err != nil {
+			err = fmt.Errorf("write: %w", err)
+		}
+		c.lastWrite.Store(monotime())
+	}
+	c.mu.Lock()
+	// keep the buffer for the next swap: out never grows much past the
+	// send buffer limit, so two buffers bound a peer's memory
+	c.spare = batch[:0]
+	c.mu.Unlock()
+	return err
+}
+
+// setWriteDeadline keeps a write deadline of about timeout ahead, moving it
+// only when a quarter of it has passed (see deadlineReader). The caller
+// holds c.wmu.
+func (c *conn) setWriteDeadline(timeout time.Duration) {
+	if now := monotime(); c.wset == 0 || time.Duration(now-c.wset) > timeout/4 || timeout != c.wtimeout {
+		_ = c.nc.SetWriteDeadline(time.Now().Add(timeout))
+		c.wset, c.wtimeout = now, timeout
+	}
+}
+
+// inlineGap is how long a connection must have been quiet for a sender to
+// write its frame to the socket itself instead of waking the writer: a
+// lone request or reply then skips a goroutine hand-off (a large part of a
+// round trip's latency), while a stream of sends still goes through the
+// writer and is batched.
+const inlineGap = 20 * time.Microsecond
+
+// flushNew is called by a sender whose frame went into an empty buffer.
+// If the connection has been quiet, and nobody is writing, the sender
+// writes the frame now; otherwise it wakes the writer.
+func (c *conn) flushNew() {
+	if time.Duration(monotime()-c.lastWrite.Load()) < inlineGap || !c.wmu.TryLock() {
+		c.kick()
+		return
+	}
+	err := c.writeBatch(c.p.c.n.cfg.HeartbeatTimeout)
+	c.mu.Lock()
+	more := len(c.out) > 0
+	c.mu.Unlock()
+	c.wmu.Unlock()
+	if err != nil {
+		c.close(CloseWriteError, err)
+		return
+	}
+	if more {
+		c.kick()
+	}
+}
+
+// epoch anchors monotime.
+var epoch = time.Now()
+
+// monotime returns nanoseconds on the monotonic clock.
+func monotime() int64 { return int64(time.Since(epoch)) }
+
+// appendFrame queues one control frame (link, registry, goodbye) whose
+// payload build appends. Control frames never wait for buffer room, so
+// links and the registry cannot deadlock behind data; they are small.
+func (c *conn) appendFrame(t wire.Type, build func([]byte) []byte) error {
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return ErrNodeUnreachable
+	}
+	wasEmpty := len(c.out) == 0
+	out, start := wire.BeginFrame(c.out, t)
+	if err := c.commitFrame(build(out), start); err != nil {
+		return err
+	}
+	if wasEmpty {
+		c.kick()
+	}
+	return nil
+}
+
+// commitFrame ends the frame begun at start in out and makes out the
+// queue; a frame over the size limit is taken back out. The caller holds
+// c.mu; commitFrame releases it.
+func (c *conn) commitFrame(out []byte, start int) error {
+	out, err := wire.EndFrame(out, start, c.maxFrame)
+	if err != nil {
+		out = out[:start]
+	}
+	c.out = out
+	c.mu.Unlock()
+	return err
+}
+
+// frameHead is what goes before the body of a Message, Request or Reply.
+type frameHead struct {
+	t       wire.Type // TypeMessage, TypeRequest or TypeReply
+	to      wire.Ref
+	replyTo wire.Addr // Request only
+	ref     uint64    // Request and Reply: the call reference
+}
+
+// sendValue queues a Message, Request or Reply frame carrying v. The value
+// is encoded before the lock is taken; its type number is assigned (with a
+// TypeDef frame first, the first time) under the lock, so the definition
+// always precedes its first use on the wire. It waits while the buffer is
+// over its limit, until the writer drains it or the connection ends.
+func (c *conn) sendValue(h frameHead, v any) error {
+	n := c.p.c.n
+	sb := scratchPool.Get().(*scratch)
+	defer scratchPool.Put(sb)
+	var info *typeInfo
+	body := sb.b[:0]
+	if v != nil {
+		var err error
+		body, info, err = n.encodeMessage(body, v)
+		sb.b = body[:0]
+		if err != nil {
+			return err
+		}
+		if len(body)+64 > c.maxFrame {
+			return fmt.Errorf("%w: %s encodes to %d bytes, over the %d-byte frame limit", ErrFrameTooLarge, info.name, len(body), c.maxFrame)
+		}
+	}
+
+	c.mu.Lock()
+	for len(c.out) > c.limit && !c.closed {
+		if c.room == nil {
+			c.room = make(chan struct{})
+		}
+		room := c.room
+		c.mu.Unlock()
+		<-room
+		c.mu.Lock()
+	}
+	if c.closed {
+		c.mu.Unlock()
+		return ErrNodeUnreachable
+	}
+	wasEmpty := len(c.out) == 0
+	var id uint32
+	if info != nil {
+		if info.index >= len(c.types) {
+			c.types = append(c.types, make([]uint32, info.index+1-len(c.types))...)
+		}
+		if id = c.types[info.index]; id == 0 {
+			c.ntypes++
+			id = c.ntypes
+			c.types[info.index] = id
+			out, start := wire.BeginFrame(c.out, wire.TypeTypeDef)
+			out = wire.AppendTypeDef(out, wire.TypeDef{ID: id, Name: info.name})
+			c.out, _ = wire.EndFrame(out, start, c.maxFrame)
+		}
+	}
+	out, start := wire.BeginFrame(c.out, h.t)
+	switch h.t {
+	case wire.TypeMessage:
+		out = wire.AppendMessage(out, wire.Message{To: h.to, TypeID: id, Body: body})
+	case wire.TypeRequest:
+		out = wire.AppendRequest(out, wire.Request{To: h.to, ReplyTo: h.replyTo, CallRef: h.ref, TypeID: id, Body: body})
+	case wire.TypeReply:
+		out = wire.AppendReply(out, wire.Reply{To: h.to, CallRef: h.ref, TypeID: id, Body: body})
+	}
+	if err := c.commitFrame(out, start); err != nil {
+		return err
+	}
+	if wasEmpty {
+		c.flushNew()
+	}
+	return nil
+}
+
+type scratch struct{ b []byte }
+
+// scratchPool holds encoding buffers; it holds no node's state.
+var scratchPool = sync.Pool{New: func() any { return &scratch{b: make([]byte, 0, 256)} }}
+
+func ref(a Address) wire.Ref { return wire.Ref{Inc: a.inc, ID: a.id} }
+
+// sendRemote sends msg to a mailbox of another node.
+func (n *Node) sendRemote(a Address, msg any) error {
+	if n.cl == nil {
+		return &SendError{To: a, Err: ErrNodeUnreachable}
+	}
+	p := n.cl.peers[a.node]
+	if p == nil {
+		return &SendError{To: a, Err: fmt.Errorf("%w: node %d is not in the cluster spec", ErrNodeUnreachable, a.node)}
+	}
+	cn := p.live.Load()
+	if cn == nil {
+		return &SendError{To: a, Err: ErrNodeUnreachable}
+	}
+	if a.inc != cn.peerInc {
+		// an Address from another run of that node: as good as closed, and
+		// as with any remote closed mailbox the message is dropped
+		n.cl.stats.droppedStale.Add(1)
+		return nil
+	}
+	h := frameHead{t: wire.TypeMessage, to: ref(a)}
+	var body any = msg
+	switch m := msg.(type) {
+	case Request:
+		if m.replyTo.IsZero() {
+			return &SendError{To: a, Err: fmt.Errorf("%w: a Request without a reply address", ErrZeroAddress)}
+		}
+		h.t, h.ref, body = wire.TypeRequest, m.ref, m.Body
+		h.replyTo = wire.Addr{Node: uint16(m.replyTo.node), Inc: m.replyTo.inc, ID: m.replyTo.id}
+	case callReply:
+		h.t, h.ref, body = wire.TypeReply, m.ref, m.value
+	}
+	if err := cn.sendValue(h, body); err != nil {
+		return &SendError{To: a, Err: err}
+	}
+	return nil
+}
