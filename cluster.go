@@ -26,6 +26,7 @@ type cluster struct {
 	tls        *nodeTLS
 	peers      map[NodeID]*peer // fixed by the spec; never changes
 	hooks      []peerHook       // told of every peer up and down, in order
+	expiry     *certExpiry      // warns before a certificate expires
 	stats      counters
 	handshakes handshakeSet // the incoming handshakes in progress
 
@@ -66,7 +67,7 @@ func newCluster(n *Node) (*cluster, error) {
 		return nil, err
 	}
 	self, _ := spec.Node(n.id) // loadNodeTLS checked it is there
-	c := &cluster{n: n, self: self, tls: t, peers: map[NodeID]*peer{}}
+	c := &cluster{n: n, self: self, tls: t, peers: map[NodeID]*peer{}, expiry: newCertExpiry(t, n.log)}
 	c.hooks = []peerHook{
 		linkHook{},     // link.go: fire links to the peer's mailboxes, forget its watches
 		registryHook{}, // registry.go: send our claims; drop the peer's
@@ -110,6 +111,7 @@ func (c *cluster) serve(ctx context.Context) error {
 		Timeout:        5 * time.Second,
 	})
 	sup.Add(&listenerService{c: c, ln: ln})
+	sup.Add(c.expiry)
 	for _, p := range c.peers {
 		sup.Add(p)
 	}

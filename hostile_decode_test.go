@@ -102,7 +102,9 @@ func testHostileDeepNesting(t *testing.T) {
 func hostileHangUp(t *testing.T, h *hostileCluster, f *fakePeer) {
 	t.Helper()
 	f.close()
-	checkFor(t, 5*time.Second, func() error { return unless(h.n4.Stats().PeersUp == 2, "node 4 has %d peers up, want 2", h.n4.Stats().PeersUp) })
+	checkFor(t, 5*time.Second, func() error {
+		return unless(h.n4.Stats().PeersUp == 2, "node 4 has %d peers up, want 2", h.n4.Stats().PeersUp)
+	})
 }
 
 // MailboxClosed and MultipleClaim bodies from the fake peer: one names a

@@ -1,6 +1,9 @@
 package reign
 
-import "sync/atomic"
+import (
+	"sync/atomic"
+	"time"
+)
 
 // counters are the node's statistics; see Stats.
 type counters struct {
@@ -58,6 +61,17 @@ type Stats struct {
 	// Peers has an entry for each node of the cluster spec other than
 	// this one.
 	Peers map[NodeID]PeerStats
+	// DroppedReserved counts messages from peers refused because their
+	// type is reserved to the node (MailboxClosed, MultipleClaim): a peer
+	// tried to forge a notification. Counted on local-only nodes too.
+	DroppedReserved uint64
+	// CertExpiryWarnings counts the warnings logged because this node's
+	// certificate or a trusted CA certificate expires within 30 days (or
+	// has expired); checked when Serve starts and daily.
+	CertExpiryWarnings uint64
+	// CertNotAfter is when the first of this node's certificate and its
+	// trusted CA certificates expires; zero before Serve's first check.
+	CertNotAfter time.Time
 }
 
 // PeerStats are the counters of one peer; see Stats.
@@ -74,7 +88,7 @@ type PeerStats struct {
 // Stats returns the node's counters. A local-only node's are all zero.
 func (n *Node) Stats() Stats {
 	if n.cl == nil {
-		return Stats{}
+		return Stats{DroppedReserved: n.droppedReserved()}
 	}
 	s := &n.cl.stats
 	st := Stats{
@@ -86,7 +100,9 @@ func (n *Node) Stats() Stats {
 		Refused:            s.refused.Load(),
 		Closes:             s.closes.snapshot(),
 		Peers:              make(map[NodeID]PeerStats, len(n.cl.peers)),
+		DroppedReserved:    n.droppedReserved(),
 	}
+	st.CertExpiryWarnings, st.CertNotAfter = n.cl.expiry.stats()
 	for id, p := range n.cl.peers {
 		up := p.live.Load() != nil
 		if up {

@@ -40,40 +40,52 @@ type Type uint8
 // renumber, never reuse a number; a new type gets the next number, a name
 // in typeNames, and a section in PROTOCOL.md.
 const (
-	TypeHello       Type = 1  // handshake: Hello
-	TypeHeartbeat   Type = 2  // liveness: empty payload
-	TypeTypeDef     Type = 3  // TypeDef: defines a per-connection type number
-	TypeMessage     Type = 4  // Message: a user message to a mailbox
-	TypeLink        Type = 5  // Link: watch a mailbox of the receiver
-	TypeUnlink      Type = 6  // Link payload: stop watching
-	TypeClosed      Type = 7  // Closed: a watched mailbox closed
-	TypeRequest     Type = 8  // Request: a call
-	TypeReply       Type = 9  // Reply: the answer to a Request
-	TypeRegClaim    Type = 10 // Claim: the sender claims a registry name
-	TypeRegRelease  Type = 11 // Claim payload: the sender releases a name
-	TypeRegSyncDone Type = 12 // empty: end of the post-handshake claims
-	TypeGoodbye     Type = 13 // Goodbye: the sender is leaving cleanly
+	TypeHello        Type = 1  // handshake: Hello
+	TypeHeartbeat    Type = 2  // liveness: empty payload
+	TypeTypeDef      Type = 3  // TypeDef: defines a per-connection type number
+	TypeMessage      Type = 4  // Message: a user message to a mailbox
+	TypeLink         Type = 5  // Link: watch a mailbox of the receiver
+	TypeUnlink       Type = 6  // Link payload: stop watching
+	TypeClosed       Type = 7  // Closed: a watched mailbox closed
+	TypeRequest      Type = 8  // Request: a call
+	TypeReply        Type = 9  // Reply: the answer to a Request
+	TypeRegClaim     Type = 10 // Claim: the sender claims a registry name
+	TypeRegRelease   Type = 11 // Claim payload: the sender releases a name
+	TypeRegSyncDone  Type = 12 // empty: end of the post-handshake claims
+	TypeGoodbye      Type = 13 // Goodbye: the sender is leaving cleanly
+	TypeCallFailed   Type = 14 // CallFailed: a Request could not be delivered or answered
+	TypeGroupJoin    Type = 15 // Group: the sender's mailbox joins a process group
+	TypeGroupLeave   Type = 16 // Group payload: the sender's mailbox leaves a group
+	TypeGroupSync    Type = 17 // empty: end of the post-handshake group joins
+	TypeGossip       Type = 18 // a membership (memberlist) packet
+	TypeGossipStream Type = 19 // a membership (memberlist) stream frame
 
 	// MaxType is the highest known frame type; dispatch tables indexed by
 	// Type have MaxType+1 entries. Update it when appending a type.
-	MaxType = TypeGoodbye
+	MaxType = TypeGossipStream
 )
 
 // typeNames is indexed by Type; the empty string marks an unknown number.
 var typeNames = [MaxType + 1]string{
-	TypeHello:       "Hello",
-	TypeHeartbeat:   "Heartbeat",
-	TypeTypeDef:     "TypeDef",
-	TypeMessage:     "Message",
-	TypeLink:        "Link",
-	TypeUnlink:      "Unlink",
-	TypeClosed:      "Closed",
-	TypeRequest:     "Request",
-	TypeReply:       "Reply",
-	TypeRegClaim:    "RegClaim",
-	TypeRegRelease:  "RegRelease",
-	TypeRegSyncDone: "RegSyncDone",
-	TypeGoodbye:     "Goodbye",
+	TypeHello:        "Hello",
+	TypeHeartbeat:    "Heartbeat",
+	TypeTypeDef:      "TypeDef",
+	TypeMessage:      "Message",
+	TypeLink:         "Link",
+	TypeUnlink:       "Unlink",
+	TypeClosed:       "Closed",
+	TypeRequest:      "Request",
+	TypeReply:        "Reply",
+	TypeRegClaim:     "RegClaim",
+	TypeRegRelease:   "RegRelease",
+	TypeRegSyncDone:  "RegSyncDone",
+	TypeGoodbye:      "Goodbye",
+	TypeCallFailed:   "CallFailed",
+	TypeGroupJoin:    "GroupJoin",
+	TypeGroupLeave:   "GroupLeave",
+	TypeGroupSync:    "GroupSync",
+	TypeGossip:       "Gossip",
+	TypeGossipStream: "GossipStream",
 }
 
 // Known reports whether t is a frame type of this protocol version.

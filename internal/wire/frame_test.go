@@ -27,6 +27,12 @@ func TestTypeNumbersAreFixed(t *testing.T) {
 		{TypeRegRelease, 11, "RegRelease"},
 		{TypeRegSyncDone, 12, "RegSyncDone"},
 		{TypeGoodbye, 13, "Goodbye"},
+		{TypeCallFailed, 14, "CallFailed"},
+		{TypeGroupJoin, 15, "GroupJoin"},
+		{TypeGroupLeave, 16, "GroupLeave"},
+		{TypeGroupSync, 17, "GroupSync"},
+		{TypeGossip, 18, "Gossip"},
+		{TypeGossipStream, 19, "GossipStream"},
 	}
 	for _, w := range want {
 		if uint8(w.t) != w.n || w.t.String() != w.name || !w.t.Known() || CheckType(w.t) != nil {
