@@ -162,16 +162,18 @@ func TestRegisterTypeSeveral(t *testing.T) {
 	}
 }
 
-// A MailboxClosed sent on as a message decodes on another node, without
-// its Err.
-func TestMailboxClosedWithErrCrossesAsAMessage(t *testing.T) {
+// A MailboxClosed, with or without its Err, is reserved to the node that
+// saw the close: it cannot be sent on to another node (a forwarded one
+// would be indistinguishable from a forgery), whatever the codec.
+func TestMailboxClosedWithErrStaysLocal(t *testing.T) {
 	t.Parallel()
 	for _, codec := range testCodecs {
-		n1, n2 := codecNode(t, 1, codec), codecNode(t, 2, codec)
+		n1 := codecNode(t, 1, codec)
 		a, _ := newTestMailbox(t, n1)
-		got := roundTrip(t, n1, n2, MailboxClosed{Address: a, Reason: Abnormal, Err: errTestCause})
-		if mc, ok := got.(MailboxClosed); !ok || mc.Reason != Abnormal || mc.Err != nil || mc.Address != n2.BindAddress(a) {
-			t.Errorf("%s: got %#v", codec.Name(), got)
+		for _, mc := range []MailboxClosed{{Address: a, Reason: Abnormal, Err: errTestCause}, {Address: a, Reason: Normal}} {
+			if _, _, err := n1.encodeMessage(nil, mc); !errors.Is(err, ErrReservedType) {
+				t.Errorf("%s: encoding %+v for another node: %v, want ErrReservedType", codec.Name(), mc, err)
+			}
 		}
 	}
 }
