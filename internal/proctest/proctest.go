@@ -1,0 +1,176 @@
+// Package proctest runs a program's run function as separate OS processes
+// in its tests: the test binary re-executes itself with the program's
+// arguments in an environment variable. The examples' multi-process tests
+// share it, so each test file holds only what its program does.
+package proctest
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/reign-go/reign/internal/certs"
+	"go.uber.org/goleak"
+)
+
+// argsEnv, when set, makes the test binary the program, with these
+// arguments (tab-separated).
+const argsEnv = "REIGN_PROCTEST_ARGS"
+
+// Main is a test binary's TestMain: as a child process it runs run with
+// the arguments it was started with (closing its standard input cancels
+// run's context) and exits with run's code; otherwise it runs the tests
+// under goleak.
+func Main(m *testing.M, run func(ctx context.Context, args []string, stdout, stderr io.Writer) int) {
+	if args, ok := os.LookupEnv(argsEnv); ok {
+		ctx, cancel := context.WithCancel(context.Background())
+		go func() { // the test closing our stdin is our interrupt
+			_, _ = os.Stdin.Read(make([]byte, 1))
+			cancel()
+		}()
+		os.Exit(run(ctx, strings.Split(args, "\t"), os.Stdout, os.Stderr))
+	}
+	goleak.VerifyTestMain(m)
+}
+
+// WriteSpec writes a CA, certificates and a cluster spec for nodes 1..n on
+// free 127.0.0.1 ports into a temporary folder, and returns the spec's
+// path.
+func WriteSpec(t testing.TB, n int) string {
+	t.Helper()
+	dir := t.TempDir()
+	if _, err := certs.WriteSet(dir, n, certs.SetOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	var nodes []map[string]any
+	for id := 1; id <= n; id++ {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		nodes = append(nodes, map[string]any{"id": id, "address": ln.Addr().String()})
+		ln.Close()
+	}
+	spec, _ := json.Marshal(map[string]any{
+		"nodes":             nodes,
+		"cluster_cert_path": filepath.Join(dir, certs.CACertFile),
+		"node_cert_path":    filepath.Join(dir, "reign_node.%d.crt"),
+		"node_key_path":     filepath.Join(dir, "reign_node.%d.key"),
+	})
+	path := filepath.Join(dir, "cluster.json")
+	if err := os.WriteFile(path, spec, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// A Process is the program running as a child process.
+type Process struct {
+	cmd   *exec.Cmd
+	out   syncBuffer
+	stdin interface{ Close() error }
+	done  chan error
+}
+
+// Start starts the program with args as a child process. The test's
+// cleanup stops it (and kills it if it has not exited 10 s later).
+func Start(t testing.TB, args ...string) *Process {
+	t.Helper()
+	p := &Process{done: make(chan error, 1)}
+	p.cmd = exec.Command(os.Args[0], "-test.run=^$")
+	p.cmd.Env = append(os.Environ(), argsEnv+"="+strings.Join(args, "\t"))
+	p.cmd.Stdout, p.cmd.Stderr = &p.out, &p.out
+	stdin, err := p.cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.stdin = stdin
+	if err := p.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { p.done <- p.cmd.Wait() }()
+	t.Cleanup(func() {
+		p.Stop()
+		select {
+		case <-p.done:
+		case <-time.After(10 * time.Second):
+			_ = p.cmd.Process.Kill()
+			<-p.done
+		}
+	})
+	return p
+}
+
+// Stop closes the process's standard input: the program's context ends.
+func (p *Process) Stop() { _ = p.stdin.Close() }
+
+// Kill kills the process at once (SIGKILL), as kill -9 does.
+func (p *Process) Kill() { _ = p.cmd.Process.Kill() }
+
+// Output is what the process has written so far to stdout and stderr.
+func (p *Process) Output() string { return p.out.String() }
+
+// Wait waits up to timeout for the process to exit and returns its error;
+// the test fails, showing the output, if it does not exit in time.
+func (p *Process) Wait(t testing.TB, timeout time.Duration) error {
+	t.Helper()
+	select {
+	case err := <-p.done:
+		p.done <- err // for the cleanup
+		return err
+	case <-time.After(timeout):
+		t.Fatalf("process did not exit within %v; output:\n%s", timeout, p.Output())
+		return nil
+	}
+}
+
+// WaitFor polls the process's output for up to timeout until it contains
+// want; the test fails, showing the output, if it does not.
+func (p *Process) WaitFor(t testing.TB, timeout time.Duration, want string) {
+	t.Helper()
+	for deadline := time.Now().Add(timeout); !strings.Contains(p.Output(), want); time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("no %q in the output within %v:\n%s", want, timeout, p.Output())
+		}
+	}
+}
+
+// InOrder fails the test unless each of want appears in out, in this
+// order; what names out in the failure.
+func InOrder(t testing.TB, what, out string, want ...string) {
+	t.Helper()
+	rest := out
+	for _, w := range want {
+		i := strings.Index(rest, w)
+		if i < 0 {
+			t.Fatalf("%s lacks %q after the earlier lines:\n%s", what, w, out)
+		}
+		rest = rest[i+len(w):]
+	}
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
