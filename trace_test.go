@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"testing"
 )
 
@@ -136,5 +137,28 @@ func TestTraceNilCostsNothing(t *testing.T) {
 	})
 	if allocs != 0 {
 		t.Errorf("a send and receive with no tracer allocate %v times", allocs)
+	}
+}
+
+// BenchmarkTracedSend is a send and a receive on one goroutine (the path
+// the tracer's nil check sits on, without scheduler noise), with no tracer
+// and with one that counts events.
+func BenchmarkTracedSend(b *testing.B) {
+	var count atomic.Uint64
+	for _, bc := range []struct {
+		name   string
+		tracer func(TraceEvent)
+	}{{"nil", nil}, {"counting", func(TraceEvent) { count.Add(1) }}} {
+		b.Run(bc.name, func(b *testing.B) {
+			n := newTestNodeConfig(b, Config{Tracer: bc.tracer})
+			a, m := n.NewMailbox()
+			defer m.Close()
+			var msg any = benchMsg{Seq: 1}
+			b.ReportAllocs()
+			for b.Loop() {
+				_ = a.Send(msg)
+				_, _ = m.ReceiveAsync()
+			}
+		})
 	}
 }
