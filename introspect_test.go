@@ -216,3 +216,55 @@ func BenchmarkSnapshot(b *testing.B) {
 		})
 	}
 }
+
+// TestSnapshotConcurrent takes snapshots and peeks while other goroutines
+// open, fill, name, watch and close mailboxes (run it with -race): each
+// snapshot's totals agree with what it lists.
+func TestSnapshotConcurrent(t *testing.T) {
+	t.Parallel()
+	n := newTestNode(t)
+	stop := make(chan struct{})
+	g := newGoGroup(t)
+	t.Cleanup(func() { close(stop) }) // runs before g's wait
+	for w := range 2 {
+		g.Go(func() {
+			var open [50]*Mailbox // each worker keeps at most 50 open
+			defer func() {
+				for _, m := range open {
+					if m != nil {
+						m.Close()
+					}
+				}
+			}()
+			for i := 0; ; i++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				a, m := n.NewMailbox()
+				_ = a.Send(i)
+				_ = n.Register(fmt.Sprintf("w%d-%d", w, i%5), a)
+				a.OnCloseNotify(a)
+				if old := open[i%len(open)]; old != nil {
+					old.Close()
+				}
+				open[i%len(open)] = m
+			}
+		})
+	}
+	eventually(t, testTimeout, func() bool { return n.table.count() >= 60 }) // both workers busy
+	for range 200 {
+		s := n.Snapshot()
+		sum := 0
+		for _, mi := range s.Mailboxes {
+			sum += mi.Queued
+			if types, ok := n.Peek(mi.Address, 2); ok && len(types) > 2 {
+				t.Fatalf("Peek(2) returned %d types", len(types))
+			}
+		}
+		if len(s.Mailboxes) != s.MailboxCount || sum != s.Queued {
+			t.Fatalf("listed %d mailboxes with %d queued; totals say %d and %d", len(s.Mailboxes), sum, s.MailboxCount, s.Queued)
+		}
+	}
+}
