@@ -51,9 +51,9 @@ type TraceEvent struct {
 	// To is the mailbox the message was sent to, or the mailbox that
 	// closed (TraceClose).
 	To Address
-	// Peer is the node a message came from (TraceDeliver and TraceDrop of
-	// a message received from a peer) or goes to (TraceSend to a remote
-	// mailbox); it is this node's ID for local traffic.
+	// Peer is the node a message came from (TraceDeliver, and TraceDrop
+	// of a message received from a peer) or was sent to (TraceSend, and
+	// TraceDrop of a failed Send); it is this node's ID for local traffic.
 	Peer NodeID
 	// Type is the message's type: its Go type (as reflect prints it, for
 	// example "main.Ping") or, for a message from a peer that could not
@@ -109,7 +109,7 @@ func (n *Node) traceClose(a Address, reason Reason) {
 // caller has checked the tracer is set.
 func (n *Node) traceSend(a Address, msg any, err error) {
 	if err != nil {
-		n.traceMsg(TraceDrop, n.id, a, msg, err)
+		n.traceMsg(TraceDrop, a.node, a, msg, err)
 		return
 	}
 	n.traceMsg(TraceSend, a.node, a, msg, nil)

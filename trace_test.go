@@ -110,7 +110,7 @@ func TestTraceRemoteSend(t *testing.T) {
 		t.Fatalf("send to a lost node: %v", err)
 	}
 	evs = log.take()
-	if len(evs) != 1 || evs[0].Kind != TraceDrop || !errors.Is(evs[0].Err, ErrNodeUnreachable) {
+	if len(evs) != 1 || evs[0].Kind != TraceDrop || !errors.Is(evs[0].Err, ErrNodeUnreachable) || evs[0].Peer != 2 || evs[0].Type != "reign.testMsg" {
 		t.Fatalf("events of a send to a lost node: %+v", evs)
 	}
 }
