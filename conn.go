@@ -297,19 +297,53 @@ func (c *conn) deliver(to wire.Ref, typeID uint32, body []byte, wrap func(any) a
 	mb := c.localMailbox(to)
 	if mb == nil {
 		c.p.c.stats.droppedClosed.Add(1)
+		if c.p.c.n.cfg.Tracer != nil {
+			c.traceDrop(to, typeID, ErrMailboxClosed)
+		}
 		return nil
 	}
 	v, ok, err := c.decodeValue(typeID, body)
 	if err != nil || !ok {
+		if c.p.c.n.cfg.Tracer != nil {
+			c.traceDrop(to, typeID, ErrDecode)
+		}
 		return err
 	}
 	if wrap != nil {
 		v = wrap(v)
 	}
-	if mb.push(v) != nil {
+	err = mb.push(v)
+	if err != nil {
 		c.p.c.stats.droppedClosed.Add(1)
 	}
+	if n := c.p.c.n; n.cfg.Tracer != nil {
+		kind := TraceDeliver
+		if err != nil {
+			kind = TraceDrop
+		}
+		n.traceMsg(kind, c.p.id, c.localAddress(to), v, err)
+	}
 	return nil
+}
+
+// localAddress is the Address of this node's mailbox r.
+func (c *conn) localAddress(r wire.Ref) Address {
+	n := c.p.c.n
+	return Address{n: n, node: n.id, inc: r.Inc, id: r.ID}
+}
+
+// traceDrop tells the tracer of a message from the peer for r that was
+// dropped before it was decoded (or because it could not be).
+func (c *conn) traceDrop(r wire.Ref, typeID uint32, err error) {
+	name := "" // the type as TypeName names it, or as the peer does if unknown here
+	if typeID > 0 && int(typeID) <= len(c.rnames) {
+		if info := c.rtypes[typeID-1]; info != nil {
+			name = info.t.String()
+		} else {
+			name = c.rnames[typeID-1]
+		}
+	}
+	c.p.c.n.traceDropped(c.p.id, c.localAddress(r), name, err)
 }
 
 // maxTypeDefs bounds a connection's type dictionary, so a peer cannot grow

@@ -429,5 +429,41 @@ func (m *Mailbox) CloseWithError(err error) {
 
 	m.n.table.remove(m.id)
 	wakeAll(w)
+	if m.n.cfg.Tracer != nil {
+		reason := Normal
+		if err != nil {
+			reason = Abnormal
+		}
+		m.n.traceClose(m.Address(), reason)
+	}
 	m.n.mailboxClosed(m.Address(), links, err)
+}
+
+// stat reports, for Node.Snapshot, the number of queued messages and of
+// watchers (OnCloseNotify), under the mailbox's lock; ok is false if the
+// mailbox has closed.
+func (m *Mailbox) stat() (queued, watchers int, ok bool) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return int(m.count), len(m.links), !m.isClosed()
+}
+
+// peek calls fn with each of the first max queued messages, oldest first,
+// without taking them, under the mailbox's lock (fn must be quick and must
+// not use the mailbox). It reports false if the mailbox has closed.
+func (m *Mailbox) peek(max int, fn func(v any)) bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.isClosed() {
+		return false
+	}
+	size := len(m.buf)
+	for i := 0; i < max && i < int(m.count); i++ {
+		at := int(m.head) + i
+		if at >= size {
+			at -= size
+		}
+		fn(m.buf[at])
+	}
+	return true
 }

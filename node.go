@@ -63,6 +63,18 @@ type Config struct {
 	// listen address from the cluster spec; the node closes it when Serve
 	// returns. Tests use it to listen on 127.0.0.1:0 without races.
 	Listener net.Listener
+
+	// Tracer, if non-nil, is called for every message this node sends,
+	// delivers or drops and for every mailbox of this node that closes
+	// (see TraceEvent and TraceKind), with the message's type and
+	// addresses. It is called synchronously, on the goroutine doing the
+	// work (a sender, a connection's reader, the closer), possibly from
+	// many goroutines at once, and with no lock of the node held: it must
+	// be quick and safe for concurrent use, must not block, and must not
+	// send to this node's mailboxes (that would trace again, without end).
+	// Typical tracers count, sample or log. Nil means no tracing, at the
+	// cost of one nil check per event.
+	Tracer func(TraceEvent)
 }
 
 // Default values of the Config fields whose zero value means "default".
@@ -92,6 +104,8 @@ type Node struct {
 	refs  atomic.Uint64 // Call references
 	reg   registry
 	cl    *cluster // nil for a local-only node
+
+	born time.Time // when NewNode made it, for Snapshot's uptime
 }
 
 // NewNode checks cfg, fills in its defaults and, for a clustered node,
@@ -137,6 +151,7 @@ func NewNode(cfg Config) (*Node, error) {
 		inc:   newIncarnation(),
 		cfg:   cfg,
 		codec: cfg.Codec,
+		born:  time.Now(),
 	}
 	n.log = cfg.Logger.With("node", int(cfg.NodeID))
 	n.reg.init(n)
@@ -215,19 +230,31 @@ func (n *Node) BindAddress(a Address) Address {
 	return a
 }
 
-// send routes msg to a.
+// send routes msg to a. Each path ends with one nil check of the tracer
+// (rather than a traced wrapper around send, which costs a call).
 func (n *Node) send(a Address, msg any) error {
 	if a.node != n.id {
-		return n.sendRemote(a, msg)
+		err := n.sendRemote(a, msg)
+		if n.cfg.Tracer != nil {
+			n.traceSend(a, msg, err)
+		}
+		return err
 	}
 	if a.inc == n.inc {
 		if m := n.table.lookup(a.id); m != nil {
 			if m.push(msg) == nil {
+				if n.cfg.Tracer != nil {
+					n.traceSend(a, msg, nil)
+				}
 				return nil
 			}
 		}
 	}
-	return &SendError{To: a, Err: ErrMailboxClosed}
+	err := &SendError{To: a, Err: ErrMailboxClosed}
+	if n.cfg.Tracer != nil {
+		n.traceSend(a, msg, err)
+	}
+	return err
 }
 
 // Serve runs the node until ctx is done: for a clustered node, the

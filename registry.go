@@ -327,3 +327,30 @@ func handleRegSyncDone(c *conn, payload []byte) error {
 	c.p.log.Debug("registry synchronized")
 	return nil
 }
+
+// each calls fn for every name with its claims (at most one per node, by
+// node ID), with r.mu held for reading: fn must copy what it keeps, be
+// quick, and not use the registry. It is for introspection (Node.Snapshot).
+func (r *registry) each(fn func(name string, claims []Address)) {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	for name, claims := range r.names {
+		fn(name, claims)
+	}
+}
+
+// size returns the number of names claimed anywhere in the cluster.
+func (r *registry) size() int {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	return len(r.names)
+}
+
+// withOwned calls fn with the map of local mailbox IDs to the names they
+// claim, under r.mu held for reading: fn must not keep or modify it. It is
+// for introspection (Node.Snapshot).
+func (r *registry) withOwned(fn func(owned map[uint64][]string)) {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	fn(r.owned)
+}

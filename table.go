@@ -125,3 +125,23 @@ func (t *mailboxTable) existed(id uint64) bool {
 	p := t.chunks.Load()
 	return gen <= (*p)[slot>>chunkBits].gens[slot&(chunkSize-1)]
 }
+
+// each calls fn for every mailbox open in the table, without taking the
+// table's lock: a mailbox added or removed meanwhile may or may not be
+// seen. It is for introspection (Node.Snapshot), never for routing.
+func (t *mailboxTable) each(fn func(m *Mailbox)) {
+	p := t.chunks.Load()
+	if p == nil {
+		return
+	}
+	for _, c := range *p {
+		for i := range c.slots {
+			if m := c.slots[i].Load(); m != nil {
+				fn(m)
+			}
+		}
+	}
+}
+
+// count returns the number of open mailboxes.
+func (t *mailboxTable) count() int { return int(t.open.Load()) }

@@ -282,6 +282,9 @@ func (n *Node) sendRemote(a Address, msg any) error {
 		// an Address from another run of that node: as good as closed, and
 		// as with any remote closed mailbox the message is dropped
 		n.cl.stats.droppedStale.Add(1)
+		if n.cfg.Tracer != nil {
+			n.traceMsg(TraceDrop, a.node, a, msg, ErrMailboxClosed)
+		}
 		return nil
 	}
 	h := frameHead{t: wire.TypeMessage, to: ref(a)}
