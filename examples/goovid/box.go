@@ -97,7 +97,7 @@ func (b *Box) env(info *AgentInfo) Env {
 		Send: func(v VirtualID, data string) error {
 			hops, ok := info.Routes[v]
 			if !ok {
-				return fmt.Errorf("agent %d: no route %d", info.ID, v)
+				return fmt.Errorf("no route %d", v)
 			}
 			for _, h := range hops { // several: a multicast
 				b.router.send(h.Agent, Msg{From: info.ID, Port: h.Port, Data: data})
@@ -117,7 +117,6 @@ func (b *Box) Serve(ctx context.Context, stdin io.Reader) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var wg sync.WaitGroup
-	defer wg.Wait()
 	var errMu sync.Mutex
 	var firstErr error
 	fail := func(err error) {
