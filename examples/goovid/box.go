@@ -286,7 +286,7 @@ func (r *router) loop(ctx context.Context, mb *reign.Mailbox) {
 		wait, cancel := context.WithTimeout(ctx, retryEvery)
 		v, err := mb.Receive(wait)
 		cancel()
-		if mc, ok := v.(reign.MailboxClosed); ok && err == nil {
+		if mc, ok := v.(reign.MailboxClosed); ok && err == nil && ctx.Err() == nil { // (not our own agents closing at the end)
 			r.lost(mc)
 		}
 		r.flush()
