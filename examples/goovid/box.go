@@ -189,7 +189,11 @@ func (r *runner) run(ctx context.Context, b *Box) error {
 		switch m := v.(type) {
 		case Msg:
 			if err := r.agent.Deliver(m.Data, m.Port); err != nil {
-				b.out.Printf("agent %d: %v (message from agent %d dropped)", id, err, m.From)
+				from := "console line"
+				if m.Port != Console {
+					from = fmt.Sprintf("message from agent %d", m.From)
+				}
+				b.out.Printf("agent %d: %v (%s dropped)", id, err, from)
 			}
 		case reign.MultipleClaim: // the same agent started on two boxes
 			b.out.Printf("agent %d: also running elsewhere (%s claimed twice): check the boxes' configurations", id, m.Name)
@@ -203,6 +207,11 @@ func (r *runner) run(ctx context.Context, b *Box) error {
 // lost the Address is dropped and the name looked up again. Messages to
 // an agent not (yet, or no longer) reachable wait, in order, up to
 // maxPending of them, and go out when it is back.
+//
+// One mutex keeps each destination's messages in order; a remote Send
+// made under it can wait while that peer's send buffer is full (reign's
+// back-pressure), holding up the box's other senders meanwhile: simple,
+// and right for an example.
 type router struct {
 	node    *reign.Node
 	watcher reign.Address
