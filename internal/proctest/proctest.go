@@ -42,23 +42,33 @@ func Main(m *testing.M, run func(ctx context.Context, args []string, stdout, std
 	goleak.VerifyTestMain(m)
 }
 
+// MainStdin is Main for a program that reads its standard input: as a
+// child process it runs run with what the test writes with
+// Process.Input as stdin; Process.Stop ends that input and cancels run's
+// context together.
+func MainStdin(m *testing.M, run func(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int) {
+	if args, ok := os.LookupEnv(argsEnv); ok {
+		ctx, cancel := context.WithCancel(context.Background())
+		pr, pw := io.Pipe()
+		go func() {
+			_, err := io.Copy(pw, os.Stdin)
+			pw.CloseWithError(err) // nil: EOF
+			cancel()
+		}()
+		os.Exit(run(ctx, strings.Split(args, "\t"), pr, os.Stdout, os.Stderr))
+	}
+	goleak.VerifyTestMain(m)
+}
+
 // WriteSpec writes a CA, certificates and a cluster spec for nodes 1..n on
 // free 127.0.0.1 ports into a temporary folder, and returns the spec's
 // path.
 func WriteSpec(t testing.TB, n int) string {
 	t.Helper()
-	dir := t.TempDir()
-	if _, err := certs.WriteSet(dir, n, certs.SetOptions{}); err != nil {
-		t.Fatal(err)
-	}
+	dir := WriteCerts(t, n)
 	var nodes []map[string]any
-	for id := 1; id <= n; id++ {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		nodes = append(nodes, map[string]any{"id": id, "address": ln.Addr().String()})
-		ln.Close()
+	for i, addr := range FreeAddrs(t, n) {
+		nodes = append(nodes, map[string]any{"id": i + 1, "address": addr})
 	}
 	spec, _ := json.Marshal(map[string]any{
 		"nodes":             nodes,
@@ -73,11 +83,43 @@ func WriteSpec(t testing.TB, n int) string {
 	return path
 }
 
+// WriteCerts writes a CA and certificates for nodes 1..n into a temporary
+// folder, with the file names reign_init uses (reign_ca.crt,
+// reign_node.<id>.crt and .key), and returns the folder.
+func WriteCerts(t testing.TB, n int) string {
+	t.Helper()
+	dir := t.TempDir()
+	if _, err := certs.WriteSet(dir, n, certs.SetOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
+// FreeAddrs returns n distinct 127.0.0.1 host:port addresses that were
+// free a moment ago.
+func FreeAddrs(t testing.TB, n int) []string {
+	t.Helper()
+	var addrs []string
+	var lns []net.Listener // held together, so the ports differ
+	for range n {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		lns = append(lns, ln)
+		addrs = append(addrs, ln.Addr().String())
+	}
+	for _, ln := range lns {
+		ln.Close()
+	}
+	return addrs
+}
+
 // A Process is the program running as a child process.
 type Process struct {
 	cmd   *exec.Cmd
 	out   syncBuffer
-	stdin interface{ Close() error }
+	stdin io.WriteCloser
 	done  chan error
 }
 
@@ -113,6 +155,15 @@ func Start(t testing.TB, args ...string) *Process {
 // Stop closes the process's standard input: the program's context ends.
 func (p *Process) Stop() { _ = p.stdin.Close() }
 
+// Input writes line and a newline to the process's standard input (see
+// MainStdin); the test fails if it cannot.
+func (p *Process) Input(t testing.TB, line string) {
+	t.Helper()
+	if _, err := io.WriteString(p.stdin, line+"\n"); err != nil {
+		t.Fatalf("input %q: %v", line, err)
+	}
+}
+
 // Kill kills the process at once (SIGKILL), as kill -9 does.
 func (p *Process) Kill() { _ = p.cmd.Process.Kill() }
 
@@ -137,7 +188,18 @@ func (p *Process) Wait(t testing.TB, timeout time.Duration) error {
 // want; the test fails, showing the output, if it does not.
 func (p *Process) WaitFor(t testing.TB, timeout time.Duration, want string) {
 	t.Helper()
-	for deadline := time.Now().Add(timeout); !strings.Contains(p.Output(), want); time.Sleep(5 * time.Millisecond) {
+	p.WaitForSince(t, timeout, 0, want)
+}
+
+// Mark is how much the process has written so far: WaitForSince(mark)
+// then looks only at what it writes after this point.
+func (p *Process) Mark() int { return len(p.Output()) }
+
+// WaitForSince is WaitFor looking only at the output after mark (from
+// Mark), for a line the process has already written once.
+func (p *Process) WaitForSince(t testing.TB, timeout time.Duration, mark int, want string) {
+	t.Helper()
+	for deadline := time.Now().Add(timeout); !strings.Contains(p.Output()[mark:], want); time.Sleep(5 * time.Millisecond) {
 		if time.Now().After(deadline) {
 			t.Fatalf("no %q in the output within %v:\n%s", want, timeout, p.Output())
 		}
