@@ -265,7 +265,8 @@ func (n *Node) notifyClosed(notify Address, mc MailboxClosed) {
 // peerLinks is the link state of one peer, guarded by the peer's mu.
 type peerLinks struct {
 	out     map[Address]map[Address]struct{} // peer mailbox -> local watchers
-	watched map[uint64]struct{}              // local mailboxes the peer's mailboxes watch
+	watched map[uint64]int                   // local mailbox -> how many of the peer's mailboxes watch it
+	nwatch  int                              // the sum of watched: bounded by MaxPeerLinks
 }
 
 // linkHook is links' peerHook.
@@ -375,22 +376,68 @@ func (n *Node) unlinkRemote(a, notify Address) {
 }
 
 // remoteLinked handles the peer's Link: its mailbox watcher wants to know
-// when our mailbox target closes.
-func (p *peer) remoteLinked(target, watcher wire.Ref) {
+// when our mailbox target closes. A watcher that would take the peer past
+// MaxPeerLinks is not added: the *LimitError returned closes the
+// connection.
+func (p *peer) remoteLinked(target, watcher wire.Ref) error {
 	n := p.c.n
 	notify := Address{n: n, node: p.id, inc: watcher.Inc, id: watcher.ID}
 	a := Address{n: n, node: n.id, inc: target.Inc, id: target.ID}
-	if target.Inc == n.inc && n.table.lookup(target.ID) != nil {
-		// remember the watch, so losing the peer removes it (before adding
-		// it: a Close in between finds it and clears it again)
-		p.mu.Lock()
-		if p.links.watched == nil {
-			p.links.watched = map[uint64]struct{}{}
+	if target.Inc == n.inc {
+		if m := n.table.lookup(target.ID); m != nil {
+			// p.mu is held across the mailbox's lock (p.mu before m.mu,
+			// never the other way), so a Close in between cannot take the
+			// watcher before it is counted: its unlinkWatcher waits for
+			// p.mu and then uncounts it.
+			limit := n.cfg.MaxPeerLinks
+			p.mu.Lock()
+			st := m.addPeerLink(notify, p.links.nwatch >= limit)
+			if st == linkAdded {
+				if p.links.watched == nil {
+					p.links.watched = map[uint64]int{}
+				}
+				p.links.watched[target.ID]++
+				p.links.nwatch++
+			}
+			p.mu.Unlock()
+			switch st {
+			case linkAdded, linkKnown:
+				return nil
+			case linkFull:
+				return &LimitError{Limit: LimitLinks, Field: "MaxPeerLinks", Max: limit}
+			}
 		}
-		p.links.watched[target.ID] = struct{}{}
-		p.mu.Unlock()
 	}
-	n.linkLocal(a, notify)
+	n.notifyClosed(notify, MailboxClosed{Address: a, Reason: n.closedReason(a)})
+	return nil
+}
+
+// What addPeerLink did.
+const (
+	linkAdded  = iota // the watcher is new
+	linkKnown         // it was there already
+	linkFull          // it is new, but the peer is at its bound: not added
+	linkClosed        // the mailbox is closed
+)
+
+// addPeerLink adds a peer's watcher notify unless full; see linkAdded.
+func (m *Mailbox) addPeerLink(notify Address, full bool) int {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.isClosed() {
+		return linkClosed
+	}
+	if _, ok := m.links[notify]; ok {
+		return linkKnown
+	}
+	if full {
+		return linkFull
+	}
+	if m.links == nil {
+		m.links = make(map[Address]struct{}, 1)
+	}
+	m.links[notify] = struct{}{}
+	return linkAdded
 }
 
 // remoteUnlinked handles the peer's Unlink.
@@ -401,10 +448,29 @@ func (p *peer) remoteUnlinked(target, watcher wire.Ref) {
 	}
 	if m := n.table.lookup(target.ID); m != nil {
 		notify := Address{n: n, node: p.id, inc: watcher.Inc, id: watcher.ID}
+		p.mu.Lock()
 		m.mu.Lock()
+		_, had := m.links[notify]
 		delete(m.links, notify)
 		m.mu.Unlock()
+		if had {
+			p.links.uncount(target.ID, 1)
+		}
+		p.mu.Unlock()
 	}
+}
+
+// uncount forgets k of the peer's watchers of local mailbox id. The
+// caller holds the peer's mu.
+func (l *peerLinks) uncount(id uint64, k int) {
+	left := l.watched[id] - k
+	if left <= 0 {
+		k += left
+		delete(l.watched, id)
+	} else {
+		l.watched[id] = left
+	}
+	l.nwatch -= k
 }
 
 // closedReceived handles the peer's Closed: its mailbox target closed, and
@@ -451,7 +517,7 @@ func (n *Node) unlinkWatcher(a Address) {
 	}
 	for _, p := range n.cl.peers {
 		p.mu.Lock()
-		delete(p.links.watched, a.id)
+		p.links.uncount(a.id, p.links.watched[a.id])
 		p.mu.Unlock()
 	}
 }
@@ -466,7 +532,9 @@ func handleLink(c *conn, payload []byte) error {
 	if err := c.checkPeerRef(l.Watcher); err != nil {
 		return err
 	}
-	c.p.remoteLinked(l.Target, l.Watcher)
+	if err := c.p.remoteLinked(l.Target, l.Watcher); err != nil {
+		return c.exceeded(LimitLinks, "MaxPeerLinks", c.p.c.n.cfg.MaxPeerLinks)
+	}
 	return nil
 }
 

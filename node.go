@@ -63,6 +63,50 @@ type Config struct {
 	// listen address from the cluster spec; the node closes it when Serve
 	// returns. Tests use it to listen on 127.0.0.1:0 without races.
 	Listener net.Listener
+
+	// Per-peer bounds: what one peer may make this node hold (see
+	// limits.go and PROTOCOL.md, "Trust model and bounds"). A peer that
+	// crosses one has its connection closed with CloseLimitExceeded (its
+	// state goes with it, as when any connection ends), counted in
+	// Stats.LimitsExceeded by kind. Zero means the default; negative is
+	// refused.
+
+	// MaxPeerLinks bounds the watchers one peer's mailboxes hold on this
+	// node's mailboxes (each OnCloseNotify from that node on a mailbox of
+	// this one), and the link requests for its own mailboxes a peer may
+	// forward here on one connection (OnCloseNotify with a watcher on a
+	// third node). Zero means DefaultMaxPeerLinks (65,536).
+	MaxPeerLinks int
+
+	// MaxPeerNames bounds the registry names one peer claims at a time.
+	// Zero means DefaultMaxPeerNames (65,536).
+	MaxPeerNames int
+
+	// MaxPeerNameBytes bounds the total length of the names one peer
+	// claims. Zero means DefaultMaxPeerNameBytes (4 MiB).
+	MaxPeerNameBytes int
+
+	// MaxPeerTypes bounds the message type numbers one peer defines on a
+	// connection. Zero means DefaultMaxPeerTypes (65,536).
+	MaxPeerTypes int
+
+	// MaxPeerTypeBytes bounds the total length of the type names one
+	// peer defines on a connection. Zero means DefaultMaxPeerTypeBytes
+	// (1 MiB).
+	MaxPeerTypeBytes int
+
+	// ControlBufferLimit bounds the control frames (Link, Unlink,
+	// Closed, registry claims and releases) queued for one peer and not
+	// yet written: control frames never wait for buffer room (they must
+	// not block the reader, nor links and the registry behind data), so
+	// a peer that stops reading while it provokes them (Links to closed
+	// mailboxes, answered at once) would grow the buffer without end.
+	// Past this many bytes the connection is closed. The synchronization
+	// of this node's own names when a connection comes up is not counted:
+	// it is this node's state, not the peer's doing. A peer's outgoing
+	// buffer therefore holds at most SendBufferLimit + MaxFrameSize +
+	// ControlBufferLimit bytes. Zero means SendBufferLimit.
+	ControlBufferLimit int
 }
 
 // Default values of the Config fields whose zero value means "default".
@@ -119,6 +163,9 @@ func NewNode(cfg Config) (*Node, error) {
 	}
 	if cfg.MaxFrameSize == 0 {
 		cfg.MaxFrameSize = DefaultMaxFrameSize
+	}
+	if err := fillBoundDefaults(&cfg); err != nil {
+		return nil, err
 	}
 	switch {
 	case cfg.HeartbeatInterval < 0:
