@@ -30,6 +30,7 @@ type cluster struct {
 	stats      counters
 	handshakes handshakeSet // the incoming handshakes in progress
 	refusals   refusalLog   // rate-limits the log lines of refused connections
+	linkLog    everySecond  // rate-limits the log lines of refused OnCloseNotify
 
 	// testHookHandedOver, if set, runs after the listener has handed an
 	// accepted connection to its peer: a test makes a handshake flood

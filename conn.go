@@ -59,7 +59,6 @@ type conn struct {
 	rtypes []*typeInfo     // the peer's type numbers, index = number-1; nil = unknown here
 	rnames []string
 	rbytes int // total length of rnames (bounded by MaxPeerTypeBytes)
-	vias   int // link requests the peer forwarded here (bounded by MaxPeerLinks)
 
 	// Control frames queued (ctlQueued) or being written (ctlWriting),
 	// bounded by ControlBufferLimit (guarded by mu).
@@ -252,6 +251,7 @@ var frameHandlers = [wire.MaxType + 1]frameHandler{
 	wire.TypeRegClaim:    handleRegClaim,    // registry.go
 	wire.TypeRegRelease:  handleRegRelease,  // registry.go
 	wire.TypeRegSyncDone: handleRegSyncDone, // registry.go
+	wire.TypeLinkFor:     handleLinkFor,     // link.go
 }
 
 // handleHeartbeat: any frame is liveness; this one carries nothing else.

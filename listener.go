@@ -263,3 +263,25 @@ func (l *refusalLog) log(log *slog.Logger, r CloseReason, attrs ...any) {
 	}
 	log.Warn("connection refused", attrs...)
 }
+
+// everySecond rate-limits one kind of log line to one a second, counting
+// the ones left out.
+type everySecond struct {
+	mu   sync.Mutex
+	last time.Time
+	held uint64
+}
+
+// allow reports whether a line may be logged now, and how many were left
+// out since the last one.
+func (e *everySecond) allow() (held uint64, ok bool) {
+	now := time.Now()
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if !e.last.IsZero() && now.Sub(e.last) < time.Second {
+		e.held++
+		return 0, false
+	}
+	e.last, held, e.held = now, e.held, 0
+	return held, true
+}

@@ -73,9 +73,10 @@ type Config struct {
 
 	// MaxPeerLinks bounds the watchers one peer's mailboxes hold on this
 	// node's mailboxes (each OnCloseNotify from that node on a mailbox of
-	// this one), and the link requests for its own mailboxes a peer may
-	// forward here on one connection (OnCloseNotify with a watcher on a
-	// third node). Zero means DefaultMaxPeerLinks (65,536).
+	// this one), and, separately, the links a peer asked this node to
+	// install for this node's own mailboxes (an OnCloseNotify made on the
+	// peer whose watcher is here, forwarded in a LinkFor frame) that are
+	// still in place. Zero means DefaultMaxPeerLinks (65,536).
 	MaxPeerLinks int
 
 	// MaxPeerNames bounds the registry names one peer claims at a time.
