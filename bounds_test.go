@@ -14,6 +14,8 @@ import (
 	"crypto/x509"
 	"fmt"
 	"net"
+	"os"
+	"runtime"
 	"strings"
 	"syscall"
 	"testing"
@@ -314,4 +316,76 @@ func tlsClient(t *testing.T, nc net.Conn, cert *tls.Certificate) *tls.Conn {
 	}
 	t.Cleanup(func() { _ = tc.Close() })
 	return tc
+}
+
+// TestBoundsMemory measures the most memory one hostile peer can make a
+// node hold at the default Config: it fills every kind of per-peer state
+// exactly to its default bound (65,536 watchers; 65,536 names of 64
+// bytes, 4 MiB; 65,536 type names of 16 bytes, 1 MiB) and reports the
+// heap it took. It is a measurement, not a check run in CI: set
+// REIGN_MEASURE_BOUNDS=1 to run it. (The queued control frames,
+// ControlBufferLimit, are part of the outgoing buffer and are bounded by
+// TestBounds/control.)
+func TestBoundsMemory(t *testing.T) {
+	if os.Getenv("REIGN_MEASURE_BOUNDS") == "" {
+		t.Skip("a measurement: set REIGN_MEASURE_BOUNDS=1")
+	}
+	h := newHostileCluster(t, nil)
+	f := dialFakePeer(t, h)
+	target, mb := h.n4.NewMailbox()
+	t.Cleanup(mb.Close)
+	dst, dmb := h.n4.NewMailbox()
+	t.Cleanup(dmb.Close)
+	p := h.n4.cl.peers[absent]
+	heap := func() uint64 {
+		runtime.GC()
+		runtime.GC()
+		var ms runtime.MemStats
+		runtime.ReadMemStats(&ms)
+		return ms.HeapAlloc
+	}
+	mib := func(b uint64) float64 { return float64(b) / (1 << 20) }
+	total := heap()
+	step := func(what string, fill func()) {
+		before := heap()
+		fill()
+		after := heap()
+		t.Logf("%-8s %7.1f MiB", what, mib(after-before))
+	}
+	step("links", func() {
+		frames(t, f, 0, DefaultMaxPeerLinks, func(b []byte, i int) []byte {
+			return linkFrame(b, target, wire.Ref{Inc: f.inc, ID: uint64(i + 1)})
+		})
+		settled(t, func() error {
+			p.mu.Lock()
+			defer p.mu.Unlock()
+			return unless(p.links.nwatch == DefaultMaxPeerLinks, "%d watchers", p.links.nwatch)
+		})
+	})
+	step("names", func() {
+		const size = DefaultMaxPeerNameBytes / DefaultMaxPeerNames
+		frames(t, f, 0, DefaultMaxPeerNames, func(b []byte, i int) []byte {
+			return claimFrame(b, fmt.Sprintf("%0*d", size, i), wire.Ref{Inc: f.inc, ID: uint64(i + 1)})
+		})
+		settled(t, func() error {
+			_, ok := h.n4.Lookup(fmt.Sprintf("%0*d", size, DefaultMaxPeerNames-1))
+			return unless(ok, "the last name not there yet")
+		})
+	})
+	step("types", func() {
+		const size = DefaultMaxPeerTypeBytes / DefaultMaxPeerTypes
+		frames(t, f, 0, DefaultMaxPeerTypes, func(b []byte, i int) []byte {
+			return typeDefFrame(b, i+1, fmt.Sprintf("%0*d", size, i))
+		})
+		before := h.n4.Stats().DroppedUnknownType
+		hostileMessage(t, f, dst, DefaultMaxPeerTypes, nil)
+		settled(t, func() error {
+			return unless(h.n4.Stats().DroppedUnknownType == before+1, "the last type not there yet")
+		})
+	})
+	t.Logf("total    %7.1f MiB held for one peer at the default bounds", mib(heap()-total))
+	if st := h.n4.Stats(); st.PeersUp != 3 || len(st.LimitsExceeded) != 0 {
+		t.Fatalf("a bound was crossed: %+v", st)
+	}
+	hostileHangUp(t, h, f)
 }
