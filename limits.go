@@ -62,7 +62,7 @@ func (l Limit) String() string {
 func (l Limit) MarshalText() ([]byte, error) { return []byte(l.String()), nil }
 
 // Defaults of the per-peer bounds. With them, one peer can make this node
-// hold at most about 23 MiB beyond its outgoing buffer (see PROTOCOL.md,
+// hold about 19 MiB beyond its outgoing buffer (measured; see PROTOCOL.md,
 // "Trust model and bounds", for the sum and how it was measured).
 const (
 	DefaultMaxPeerLinks     = 1 << 16 // ~80 bytes each: ~5 MiB
