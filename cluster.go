@@ -29,6 +29,8 @@ type cluster struct {
 	expiry     *certExpiry      // warns before a certificate expires
 	stats      counters
 	handshakes handshakeSet // the incoming handshakes in progress
+	refusals   refusalLog   // rate-limits the log lines of refused connections
+	linkLog    everySecond  // rate-limits the log lines of refused OnCloseNotify
 
 	// testHookHandedOver, if set, runs after the listener has handed an
 	// accepted connection to its peer: a test makes a handshake flood

@@ -58,6 +58,11 @@ type conn struct {
 	dr     *deadlineReader // under r
 	rtypes []*typeInfo     // the peer's type numbers, index = number-1; nil = unknown here
 	rnames []string
+	rbytes int // total length of rnames (bounded by MaxPeerTypeBytes)
+
+	// Control frames queued (ctlQueued) or being written (ctlWriting),
+	// bounded by ControlBufferLimit (guarded by mu).
+	ctlQueued, ctlWriting int
 }
 
 func newConn(p *peer, nc net.Conn, h handshaken) *conn {
@@ -88,12 +93,12 @@ func newConn(p *peer, nc net.Conn, h handshaken) *conn {
 }
 
 // close ends the connection once, with the first reason given; err says
-// more (it may be nil).
-func (c *conn) close(r CloseReason, err error) {
+// more (it may be nil). It reports whether this call closed it.
+func (c *conn) close(r CloseReason, err error) bool {
 	c.mu.Lock()
 	if c.closed {
 		c.mu.Unlock()
-		return
+		return false
 	}
 	c.closed = true
 	c.closeReason, c.closeErr = r, err
@@ -112,6 +117,7 @@ func (c *conn) close(r CloseReason, err error) {
 	} else {
 		_ = c.nc.Close()
 	}
+	return true
 }
 
 // why returns the reason the connection ended and its detail.
@@ -245,12 +251,15 @@ var frameHandlers = [wire.MaxType + 1]frameHandler{
 	wire.TypeRegClaim:    handleRegClaim,    // registry.go
 	wire.TypeRegRelease:  handleRegRelease,  // registry.go
 	wire.TypeRegSyncDone: handleRegSyncDone, // registry.go
+	wire.TypeLinkFor:     handleLinkFor,     // link.go
 }
 
 // handleHeartbeat: any frame is liveness; this one carries nothing else.
 func handleHeartbeat(c *conn, payload []byte) error { return wire.ParseEmpty(payload) }
 
-// handleTypeDef records the peer's next message type number.
+// handleTypeDef records the peer's next message type number. The
+// dictionary is bounded in entries (MaxPeerTypes) and in the total length
+// of the names (MaxPeerTypeBytes).
 func handleTypeDef(c *conn, payload []byte) error {
 	td, err := wire.ParseTypeDef(payload)
 	if err != nil {
@@ -259,9 +268,14 @@ func handleTypeDef(c *conn, payload []byte) error {
 	if td.ID != uint32(len(c.rtypes)+1) {
 		return fmt.Errorf("%w: type number %d defined out of order", wire.ErrMalformed, td.ID)
 	}
-	if len(c.rtypes) >= maxTypeDefs {
-		return closeWith(CloseLimitExceeded, fmt.Errorf("%w: more than %d type definitions on one connection", wire.ErrMalformed, maxTypeDefs))
+	cfg := &c.p.c.n.cfg
+	if len(c.rtypes) >= cfg.MaxPeerTypes {
+		return c.exceeded(LimitTypes, "MaxPeerTypes", cfg.MaxPeerTypes)
 	}
+	if c.rbytes+len(td.Name) > cfg.MaxPeerTypeBytes {
+		return c.exceeded(LimitTypes, "MaxPeerTypeBytes", cfg.MaxPeerTypeBytes)
+	}
+	c.rbytes += len(td.Name)
 	c.rtypes = append(c.rtypes, c.p.c.n.types.forName(td.Name))
 	c.rnames = append(c.rnames, td.Name)
 	return nil
@@ -345,10 +359,6 @@ func (c *conn) traceDrop(r wire.Ref, typeID uint32, err error) {
 	}
 	c.p.c.n.traceDropped(c.p.id, c.localAddress(r), name, err)
 }
-
-// maxTypeDefs bounds a connection's type dictionary, so a peer cannot grow
-// it without limit: no program registers this many message types.
-const maxTypeDefs = 1 << 16
 
 // checkPeerRef checks that a Ref naming one of the peer's own mailboxes
 // carries the incarnation of its Hello: anything else is a protocol error.

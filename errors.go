@@ -152,3 +152,11 @@ var (
 	// cluster keeps the connection of one and refuses the other's.
 	ErrDuplicateNode = errors.New("reign: duplicate node ID")
 )
+
+// Per-peer bounds sentinels.
+var (
+	// ErrLimitExceeded: a peer crossed one of the per-peer bounds of
+	// Config; its connection was closed with CloseLimitExceeded. A
+	// *LimitError says which.
+	ErrLimitExceeded = errors.New("reign: per-peer limit exceeded")
+)

@@ -557,15 +557,15 @@ func testHostileUnknownFrameType(t *testing.T) {
 	checkFor(t, 5*time.Second, func() error { return unless(h.n4.Stats().PeersUp == 2, "h.n4.Stats().PeersUp == 2") })
 }
 
-// A peer that defines type numbers without end: past maxTypeDefs the
+// A peer that defines type numbers without end: past Config.MaxPeerTypes (default) the
 // connection is closed, so the dictionary cannot grow without bound.
 func testHostileTypeDefFlood(t *testing.T) {
 	h := newHostileCluster(t, nil)
 	f := dialFakePeer(t, h)
 	var batch []byte
-	for id := uint32(1); id <= maxTypeDefs+1; id++ {
+	for id := uint32(1); id <= DefaultMaxPeerTypes+1; id++ {
 		batch = wire.AppendFrame(batch, wire.TypeTypeDef, wire.AppendTypeDef(nil, wire.TypeDef{ID: id, Name: "t"}))
-		if len(batch) > 64<<10 || id == maxTypeDefs+1 {
+		if len(batch) > 64<<10 || id == DefaultMaxPeerTypes+1 {
 			if err := f.write(batch); err != nil {
 				break // the node hung up, as it should, perhaps mid-batch
 			}

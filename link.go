@@ -143,9 +143,16 @@ func exitCause(r Reason, text string) error {
 // If the mailbox is already closed or unreachable, it is delivered at once.
 // Asking again with the same notify changes nothing.
 //
-// notify is normally a mailbox of the node a is bound to. A link to a
-// remote mailbox also fires, with NoConnection, if the connection to its
-// node is lost, so a watcher is never left waiting for a node that is gone.
+// notify may be on any node. A link is always installed by notify's own
+// node, so that notifications only travel from a's node to notify's: when
+// a and notify are both on other nodes than the one a is bound to, the
+// request is forwarded to notify's node (a LinkFor frame), which links
+// itself to a. If notify's node is unreachable, the request cannot be
+// forwarded and notify cannot be told (it is unreachable too): the
+// refusal is counted in Stats.LinksRefused and logged, at most once a
+// second. A link to a remote mailbox also fires, with NoConnection, if the
+// connection between notify's node and a's node is lost, so a watcher is
+// never left waiting for a node that is gone.
 func (a Address) OnCloseNotify(notify Address) {
 	n := a.n
 	if n == nil {
@@ -156,21 +163,42 @@ func (a Address) OnCloseNotify(notify Address) {
 	}
 	notify = notify.withNode(n) // one key per watcher, however it was bound
 	if a.node != n.id {
+		if notify.node != n.id {
+			n.forwardLink(a, notify, false)
+			return
+		}
 		n.linkRemote(a, notify)
 		return
 	}
 	n.linkLocal(a, notify)
 }
 
-// linkLocal registers notify with the local mailbox a, or tells notify at
-// once if a is closed or was never open.
+// linkLocal registers notify, on any node, with the local mailbox a, or
+// tells notify at once if a is closed or was never open.
 func (n *Node) linkLocal(a, notify Address) {
 	if a.inc == n.inc {
-		if m := n.table.lookup(a.id); m != nil && m.addLink(notify) {
-			return
+		if m := n.table.lookup(a.id); m != nil {
+			if p := n.peerOf(notify.node); p != nil {
+				// counted with the peer's watchers: this node's own
+				// request is never refused, but it counts
+				if p.addWatcher(m, a.id, notify, false) != linkClosed {
+					return
+				}
+			} else if m.addLink(notify) {
+				return
+			}
 		}
 	}
 	n.notifyClosed(notify, MailboxClosed{Address: a, Reason: n.closedReason(a)})
+}
+
+// peerOf returns the peer of node id, or nil if id is this node, or not
+// in the cluster spec, or this node is local-only.
+func (n *Node) peerOf(id NodeID) *peer {
+	if n.cl == nil || id == n.id {
+		return nil
+	}
+	return n.cl.peers[id]
 }
 
 // addLink adds notify to the mailbox's watchers; it reports false if the
@@ -189,7 +217,9 @@ func (m *Mailbox) addLink(notify Address) bool {
 }
 
 // RemoveNotify cancels OnCloseNotify(notify): notify will not be told when
-// a closes. A MailboxClosed already sent is not taken back.
+// a closes. A MailboxClosed already sent is not taken back. As with
+// OnCloseNotify, when a and notify are both on other nodes the request is
+// forwarded to notify's node.
 func (a Address) RemoveNotify(notify Address) {
 	n := a.n
 	if n == nil {
@@ -197,6 +227,10 @@ func (a Address) RemoveNotify(notify Address) {
 	}
 	notify = notify.withNode(n)
 	if a.node != n.id {
+		if notify.node != n.id {
+			n.forwardLink(a, notify, true)
+			return
+		}
 		n.unlinkRemote(a, notify)
 		return
 	}
@@ -204,6 +238,10 @@ func (a Address) RemoveNotify(notify Address) {
 		return
 	}
 	if m := n.table.lookup(a.id); m != nil {
+		if p := n.peerOf(notify.node); p != nil {
+			p.removeWatcher(m, a.id, notify)
+			return
+		}
 		m.mu.Lock()
 		delete(m.links, notify)
 		m.mu.Unlock()
@@ -265,8 +303,19 @@ func (n *Node) notifyClosed(notify Address, mc MailboxClosed) {
 // peerLinks is the link state of one peer, guarded by the peer's mu.
 type peerLinks struct {
 	out     map[Address]map[Address]struct{} // peer mailbox -> local watchers
-	watched map[uint64]struct{}              // local mailboxes the peer's mailboxes watch
+	watched map[uint64]int                   // local mailbox -> how many of the peer's mailboxes watch it
+	nwatch  int                              // the sum of watched: bounded by MaxPeerLinks
+
+	// via holds the links the peer asked this node to install for this
+	// node's own mailboxes (LinkFor), bounded by MaxPeerLinks. Unlike the
+	// rest it is touched only by the peer's reader goroutine (one
+	// connection at a time), and kept across connections: the links it
+	// counts outlive the connection that asked for them.
+	via map[viaLink]struct{}
 }
+
+// viaLink is a link a peer asked for: watcher, of this node, watches target.
+type viaLink struct{ target, watcher Address }
 
 // linkHook is links' peerHook.
 type linkHook struct{}
@@ -285,7 +334,7 @@ func (linkHook) peerDown(p *peer, _ *conn, why CloseReason) {
 	}
 	p.mu.Lock()
 	l := p.links
-	p.links = peerLinks{}
+	p.links = peerLinks{via: l.via}
 	p.mu.Unlock()
 	for target, notifies := range l.out {
 		for notify := range notifies {
@@ -375,22 +424,87 @@ func (n *Node) unlinkRemote(a, notify Address) {
 }
 
 // remoteLinked handles the peer's Link: its mailbox watcher wants to know
-// when our mailbox target closes.
-func (p *peer) remoteLinked(target, watcher wire.Ref) {
+// when our mailbox target closes. A watcher that would take the peer past
+// MaxPeerLinks is not added: remoteLinked reports false, and the
+// connection is closed.
+func (p *peer) remoteLinked(target, watcher wire.Ref) bool {
 	n := p.c.n
 	notify := Address{n: n, node: p.id, inc: watcher.Inc, id: watcher.ID}
 	a := Address{n: n, node: n.id, inc: target.Inc, id: target.ID}
-	if target.Inc == n.inc && n.table.lookup(target.ID) != nil {
-		// remember the watch, so losing the peer removes it (before adding
-		// it: a Close in between finds it and clears it again)
-		p.mu.Lock()
-		if p.links.watched == nil {
-			p.links.watched = map[uint64]struct{}{}
+	if target.Inc == n.inc {
+		if m := n.table.lookup(target.ID); m != nil {
+			switch p.addWatcher(m, target.ID, notify, true) {
+			case linkAdded, linkKnown:
+				return true
+			case linkFull:
+				return false
+			}
 		}
-		p.links.watched[target.ID] = struct{}{}
-		p.mu.Unlock()
 	}
-	n.linkLocal(a, notify)
+	n.notifyClosed(notify, MailboxClosed{Address: a, Reason: n.closedReason(a)})
+	return true
+}
+
+// addWatcher adds notify, a mailbox of the peer, to the watchers of the
+// local mailbox m (whose ID is id), and counts it; with bounded, not past
+// MaxPeerLinks. p.mu is held across the mailbox's lock (p.mu before m.mu,
+// never the other way), so a Close in between cannot take the watcher
+// before it is counted: its unlinkWatcher waits for p.mu and then
+// uncounts it.
+func (p *peer) addWatcher(m *Mailbox, id uint64, notify Address, bounded bool) int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	st := m.addPeerLink(notify, bounded && p.links.nwatch >= p.c.n.cfg.MaxPeerLinks)
+	if st == linkAdded {
+		if p.links.watched == nil {
+			p.links.watched = map[uint64]int{}
+		}
+		p.links.watched[id]++
+		p.links.nwatch++
+	}
+	return st
+}
+
+// removeWatcher removes notify, a mailbox of the peer, from the watchers
+// of the local mailbox m (whose ID is id), and uncounts it.
+func (p *peer) removeWatcher(m *Mailbox, id uint64, notify Address) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	m.mu.Lock()
+	_, had := m.links[notify]
+	delete(m.links, notify)
+	m.mu.Unlock()
+	if had {
+		p.links.uncount(id, 1)
+	}
+}
+
+// What addPeerLink did.
+const (
+	linkAdded  = iota // the watcher is new
+	linkKnown         // it was there already
+	linkFull          // it is new, but the peer is at its bound: not added
+	linkClosed        // the mailbox is closed
+)
+
+// addPeerLink adds a peer's watcher notify unless full; see linkAdded.
+func (m *Mailbox) addPeerLink(notify Address, full bool) int {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.isClosed() {
+		return linkClosed
+	}
+	if _, ok := m.links[notify]; ok {
+		return linkKnown
+	}
+	if full {
+		return linkFull
+	}
+	if m.links == nil {
+		m.links = make(map[Address]struct{}, 1)
+	}
+	m.links[notify] = struct{}{}
+	return linkAdded
 }
 
 // remoteUnlinked handles the peer's Unlink.
@@ -400,11 +514,21 @@ func (p *peer) remoteUnlinked(target, watcher wire.Ref) {
 		return
 	}
 	if m := n.table.lookup(target.ID); m != nil {
-		notify := Address{n: n, node: p.id, inc: watcher.Inc, id: watcher.ID}
-		m.mu.Lock()
-		delete(m.links, notify)
-		m.mu.Unlock()
+		p.removeWatcher(m, target.ID, Address{n: n, node: p.id, inc: watcher.Inc, id: watcher.ID})
 	}
+}
+
+// uncount forgets k of the peer's watchers of local mailbox id. The
+// caller holds the peer's mu.
+func (l *peerLinks) uncount(id uint64, k int) {
+	left := l.watched[id] - k
+	if left <= 0 {
+		k += left
+		delete(l.watched, id)
+	} else {
+		l.watched[id] = left
+	}
+	l.nwatch -= k
 }
 
 // closedReceived handles the peer's Closed: its mailbox target closed, and
@@ -451,7 +575,7 @@ func (n *Node) unlinkWatcher(a Address) {
 	}
 	for _, p := range n.cl.peers {
 		p.mu.Lock()
-		delete(p.links.watched, a.id)
+		p.links.uncount(a.id, p.links.watched[a.id])
 		p.mu.Unlock()
 	}
 }
@@ -466,7 +590,9 @@ func handleLink(c *conn, payload []byte) error {
 	if err := c.checkPeerRef(l.Watcher); err != nil {
 		return err
 	}
-	c.p.remoteLinked(l.Target, l.Watcher)
+	if !c.p.remoteLinked(l.Target, l.Watcher) {
+		return c.exceeded(LimitLinks, "MaxPeerLinks", c.p.c.n.cfg.MaxPeerLinks)
+	}
 	return nil
 }
 
@@ -496,4 +622,121 @@ func handleClosed(c *conn, payload []byte) error {
 	}
 	c.p.closedReceived(cl.Target, cl.Watcher, Reason(cl.Reason))
 	return nil
+}
+
+// The forwarded half of links: OnCloseNotify and RemoveNotify where
+// neither the watched mailbox nor the watcher is on the node that a is
+// bound to. The request goes to the watcher's node as a LinkFor frame,
+// and that node links (or unlinks) itself. So a node only ever installs
+// links for its own mailboxes, and a Closed frame only ever goes from the
+// watched mailbox's node to the watcher's, over their own connection:
+// nobody can make a node send notifications to a third party, and a
+// node's links to a peer are all its own mailboxes' (which the peer's
+// MaxPeerLinks bounds). The alternative, a Link frame naming a watcher on
+// a third node, would have the watched node send Closed frames wherever a
+// peer says.
+
+// forwardLink asks notify's node to link notify to a (or, with remove, to
+// unlink it). If that node is unreachable, notify cannot be told anything
+// either: the refusal is counted and logged.
+func (n *Node) forwardLink(a, notify Address, remove bool) {
+	p := n.peerOf(notify.node)
+	var cn *conn
+	if p != nil {
+		cn = p.live.Load()
+	}
+	if cn != nil && cn.peerInc != notify.inc {
+		return // a watcher of an earlier run of its node: gone, nothing to tell
+	}
+	if cn != nil && cn.appendFrame(wire.TypeLinkFor, func(b []byte) []byte {
+		return wire.AppendLinkFor(b, wire.LinkFor{Target: wire.Addr{Node: uint16(a.node), Inc: a.inc, ID: a.id}, Watcher: ref(notify), Remove: remove})
+	}) == nil {
+		if !remove {
+			n.cl.stats.linksForwarded.Add(1)
+		}
+		return
+	}
+	if remove {
+		return // its node is lost: its links with it
+	}
+	if n.cl != nil {
+		n.cl.stats.linksRefused.Add(1)
+		if held, ok := n.cl.linkLog.allow(); ok {
+			n.log.Warn("OnCloseNotify refused: the watcher's node is unreachable, so the watcher cannot be told", "watched", a.String(), "watcher", notify.String(), "suppressed", held)
+		}
+		return
+	}
+	n.log.Warn("OnCloseNotify refused: a local-only node cannot reach the watcher's node", "watched", a.String(), "watcher", notify.String())
+}
+
+// handleLinkFor: the peer asks that our mailbox Watcher watch Target, a
+// mailbox on any node (or stop watching it). A watcher that is not open
+// on this run of the node needs nothing. The links a peer asked for that
+// are still in place are bounded by MaxPeerLinks.
+func handleLinkFor(c *conn, payload []byte) error {
+	lf, err := wire.ParseLinkFor(payload)
+	if err != nil {
+		return err
+	}
+	n := c.p.c.n
+	if lf.Watcher.Inc != n.inc || n.table.lookup(lf.Watcher.ID) == nil {
+		return nil
+	}
+	l := viaLink{
+		target:  Address{n: n, node: NodeID(lf.Target.Node), inc: lf.Target.Inc, id: lf.Target.ID},
+		watcher: Address{n: n, node: n.id, inc: n.inc, id: lf.Watcher.ID},
+	}
+	via := &c.p.links.via // the reader's own: see peerLinks.via
+	if lf.Remove {
+		delete(*via, l)
+		l.target.RemoveNotify(l.watcher)
+		return nil
+	}
+	if _, ok := (*via)[l]; !ok {
+		limit := n.cfg.MaxPeerLinks
+		if len(*via) >= limit {
+			n.sweepVia(*via)
+		}
+		if len(*via) >= limit {
+			return c.exceeded(LimitLinks, "MaxPeerLinks", limit)
+		}
+		if *via == nil {
+			*via = map[viaLink]struct{}{}
+		}
+		(*via)[l] = struct{}{}
+	}
+	l.target.OnCloseNotify(l.watcher)
+	return nil
+}
+
+// sweepVia forgets the links of via that are no longer in place: fired,
+// removed, or never installed (the target was closed or unreachable).
+func (n *Node) sweepVia(via map[viaLink]struct{}) {
+	for l := range via {
+		if !n.linked(l.target, l.watcher) {
+			delete(via, l)
+		}
+	}
+}
+
+// linked reports whether this node's mailbox watcher watches target.
+func (n *Node) linked(target, watcher Address) bool {
+	if target.node == n.id {
+		m := n.table.lookup(target.id)
+		if target.inc != n.inc || m == nil {
+			return false
+		}
+		m.mu.Lock()
+		defer m.mu.Unlock()
+		_, ok := m.links[watcher]
+		return ok
+	}
+	p := n.peerOf(target.node)
+	if p == nil {
+		return false
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	_, ok := p.links.out[target][watcher]
+	return ok
 }

@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"sync"
 	"syscall"
@@ -144,7 +145,7 @@ func (l *listenerService) Serve(ctx context.Context) error {
 		if !c.handshakes.admit(nc, c.n.cfg.HandshakeTimeout/4) {
 			c.stats.refused.Add(1)
 			c.countClose(nil, CloseTooManyHandshakes)
-			c.n.log.Warn("connection refused", "addr", nc.RemoteAddr().String(), "reason", CloseTooManyHandshakes)
+			c.refusals.log(c.n.log, CloseTooManyHandshakes, "addr", nc.RemoteAddr().String())
 			_ = nc.Close()
 			continue
 		}
@@ -184,7 +185,7 @@ func (c *cluster) accept(ctx context.Context, nc net.Conn) {
 		r := handshakeReason(err)
 		c.stats.refused.Add(1)
 		c.countClose(p, r)
-		c.n.log.Warn("connection refused", "addr", nc.RemoteAddr().String(), "reason", r, "err", err)
+		c.refusals.log(c.n.log, r, "addr", nc.RemoteAddr().String(), "err", err)
 		_ = nc.Close()
 	}
 	tc := tls.Server(nc, c.tls.serverConfig())
@@ -220,4 +221,67 @@ func (c *cluster) accept(ctx context.Context, nc net.Conn) {
 	if hook := c.testHookHandedOver; hook != nil {
 		hook()
 	}
+}
+
+// refusalInterval is how often, at most, a refused incoming connection is
+// logged, per close reason.
+const refusalInterval = time.Second
+
+// refusalLog rate-limits the log lines of refused incoming connections:
+// anyone who can reach the port can make them, before any
+// authentication, so one line each would let them flood the log. Per
+// close reason, at most one line per refusalInterval is logged; the
+// refusals left out meanwhile are counted, and the next line says how
+// many ("suppressed"). Every refusal is still counted in Stats.Refused and
+// Stats.Closes.
+type refusalLog struct {
+	mu   sync.Mutex
+	last [numCloseReasons]time.Time
+	held [numCloseReasons]uint64 // refusals not logged since the last line
+}
+
+// log logs the refusal of a connection for reason r with attrs, unless a
+// line for r was logged less than refusalInterval ago.
+func (l *refusalLog) log(log *slog.Logger, r CloseReason, attrs ...any) {
+	if r >= numCloseReasons {
+		r = CloseUnknown
+	}
+	now := time.Now()
+	l.mu.Lock()
+	if !l.last[r].IsZero() && now.Sub(l.last[r]) < refusalInterval {
+		l.held[r]++
+		l.mu.Unlock()
+		return
+	}
+	l.last[r] = now
+	held := l.held[r]
+	l.held[r] = 0
+	l.mu.Unlock()
+	attrs = append(attrs, "reason", r)
+	if held > 0 {
+		attrs = append(attrs, "suppressed", held)
+	}
+	log.Warn("connection refused", attrs...)
+}
+
+// everySecond rate-limits one kind of log line to one a second, counting
+// the ones left out.
+type everySecond struct {
+	mu   sync.Mutex
+	last time.Time
+	held uint64
+}
+
+// allow reports whether a line may be logged now, and how many were left
+// out since the last one.
+func (e *everySecond) allow() (held uint64, ok bool) {
+	now := time.Now()
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if !e.last.IsZero() && now.Sub(e.last) < time.Second {
+		e.held++
+		return 0, false
+	}
+	e.last, held, e.held = now, e.held, 0
+	return held, true
 }

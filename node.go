@@ -75,6 +75,51 @@ type Config struct {
 	// Typical tracers count, sample or log. Nil means no tracing, at the
 	// cost of one nil check per event.
 	Tracer func(TraceEvent)
+
+	// Per-peer bounds: what one peer may make this node hold (see
+	// limits.go and PROTOCOL.md, "Trust model and bounds"). A peer that
+	// crosses one has its connection closed with CloseLimitExceeded (its
+	// state goes with it, as when any connection ends), counted in
+	// Stats.LimitsExceeded by kind. Zero means the default; negative is
+	// refused.
+
+	// MaxPeerLinks bounds the watchers one peer's mailboxes hold on this
+	// node's mailboxes (each OnCloseNotify from that node on a mailbox of
+	// this one), and, separately, the links a peer asked this node to
+	// install for this node's own mailboxes (an OnCloseNotify made on the
+	// peer whose watcher is here, forwarded in a LinkFor frame) that are
+	// still in place. Zero means DefaultMaxPeerLinks (65,536).
+	MaxPeerLinks int
+
+	// MaxPeerNames bounds the registry names one peer claims at a time.
+	// Zero means DefaultMaxPeerNames (65,536).
+	MaxPeerNames int
+
+	// MaxPeerNameBytes bounds the total length of the names one peer
+	// claims. Zero means DefaultMaxPeerNameBytes (4 MiB).
+	MaxPeerNameBytes int
+
+	// MaxPeerTypes bounds the message type numbers one peer defines on a
+	// connection. Zero means DefaultMaxPeerTypes (65,536).
+	MaxPeerTypes int
+
+	// MaxPeerTypeBytes bounds the total length of the type names one
+	// peer defines on a connection. Zero means DefaultMaxPeerTypeBytes
+	// (1 MiB).
+	MaxPeerTypeBytes int
+
+	// ControlBufferLimit bounds the control frames (Link, Unlink,
+	// Closed, registry claims and releases) queued for one peer and not
+	// yet written: control frames never wait for buffer room (they must
+	// not block the reader, nor links and the registry behind data), so
+	// a peer that stops reading while it provokes them (Links to closed
+	// mailboxes, answered at once) would grow the buffer without end.
+	// Past this many bytes the connection is closed. The synchronization
+	// of this node's own names when a connection comes up is not counted:
+	// it is this node's state, not the peer's doing. A peer's outgoing
+	// buffer therefore holds at most SendBufferLimit + MaxFrameSize +
+	// ControlBufferLimit bytes. Zero means SendBufferLimit.
+	ControlBufferLimit int
 }
 
 // Default values of the Config fields whose zero value means "default".
@@ -133,6 +178,9 @@ func NewNode(cfg Config) (*Node, error) {
 	}
 	if cfg.MaxFrameSize == 0 {
 		cfg.MaxFrameSize = DefaultMaxFrameSize
+	}
+	if err := fillBoundDefaults(&cfg); err != nil {
+		return nil, err
 	}
 	switch {
 	case cfg.HeartbeatInterval < 0:

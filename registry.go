@@ -1,6 +1,7 @@
 package reign
 
 import (
+	"errors"
 	"fmt"
 	"slices"
 	"sync"
@@ -28,12 +29,17 @@ type registry struct {
 	mu    sync.RWMutex
 	names map[string][]Address // name -> claims, at most one per node, by node ID
 	owned map[uint64][]string  // local mailbox ID -> the names it claims
+	peers map[NodeID]nameUse   // what each peer claims, for the per-peer bounds
 }
+
+// nameUse is how many names one peer claims, and their total length.
+type nameUse struct{ count, bytes int }
 
 func (r *registry) init(n *Node) {
 	r.n = n
 	r.names = map[string][]Address{}
 	r.owned = map[uint64][]string{}
+	r.peers = map[NodeID]nameUse{}
 }
 
 func checkName(name string) error {
@@ -213,8 +219,10 @@ func (r *registry) disown(id uint64, name string) {
 
 // remoteClaim records peer's claim of name for a. If that makes this
 // node's own claim one of several where it was alone, the local claimant
-// is told with MultipleClaim.
-func (r *registry) remoteClaim(name string, a Address) {
+// is told with MultipleClaim. A new claim that would take the peer past
+// MaxPeerNames or MaxPeerNameBytes is not recorded: it returns the
+// *LimitError that closes the connection.
+func (r *registry) remoteClaim(name string, a Address) error {
 	r.mu.Lock()
 	claims := r.names[name]
 	before := len(claims)
@@ -222,6 +230,17 @@ func (r *registry) remoteClaim(name string, a Address) {
 	if had {
 		claims[i] = a
 	} else {
+		cfg := &r.n.cfg
+		use := r.peers[a.node]
+		switch {
+		case use.count >= cfg.MaxPeerNames:
+			r.mu.Unlock()
+			return &LimitError{Limit: LimitNames, Field: "MaxPeerNames", Max: cfg.MaxPeerNames}
+		case use.bytes+len(name) > cfg.MaxPeerNameBytes:
+			r.mu.Unlock()
+			return &LimitError{Limit: LimitNames, Field: "MaxPeerNameBytes", Max: cfg.MaxPeerNameBytes}
+		}
+		r.peers[a.node] = nameUse{use.count + 1, use.bytes + len(name)}
 		claims = slices.Insert(claims, i, a)
 		r.names[name] = claims
 	}
@@ -233,6 +252,7 @@ func (r *registry) remoteClaim(name string, a Address) {
 	if !tell.IsZero() {
 		_ = tell.Send(MultipleClaim{Name: name})
 	}
+	return nil
 }
 
 // remoteRelease drops peer's claim of name if it is for a.
@@ -242,6 +262,8 @@ func (r *registry) remoteRelease(name string, a Address) {
 	claims := r.names[name]
 	if i, ok := r.find(claims, a.node); ok && claims[i].id == a.id && claims[i].inc == a.inc {
 		r.setClaims(name, slices.Delete(claims, i, i+1))
+		use := r.peers[a.node]
+		r.peers[a.node] = nameUse{use.count - 1, use.bytes - len(name)}
 	}
 }
 
@@ -249,6 +271,7 @@ func (r *registry) remoteRelease(name string, a Address) {
 func (r *registry) dropNode(node NodeID) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	delete(r.peers, node)
 	for name, claims := range r.names {
 		if i, ok := r.find(claims, node); ok {
 			r.setClaims(name, slices.Delete(claims, i, i+1))
@@ -275,11 +298,11 @@ type registryHook struct{}
 // claims from an earlier connection were dropped when it ended.)
 func (registryHook) peerUp(p *peer, cn *conn) {
 	p.c.n.reg.localClaims(func(name string, a Address) {
-		_ = cn.appendFrame(wire.TypeRegClaim, func(b []byte) []byte {
+		_ = cn.appendSyncFrame(wire.TypeRegClaim, func(b []byte) []byte {
 			return wire.AppendClaim(b, wire.Claim{Name: name, Mailbox: ref(a)})
 		})
 	})
-	_ = cn.appendFrame(wire.TypeRegSyncDone, func(b []byte) []byte { return b })
+	_ = cn.appendSyncFrame(wire.TypeRegSyncDone, func(b []byte) []byte { return b })
 }
 
 // peerDown drops every claim the peer made.
@@ -298,7 +321,13 @@ func handleRegClaim(c *conn, payload []byte) error {
 	if err := c.checkPeerRef(rc.Mailbox); err != nil {
 		return err
 	}
-	c.p.c.n.reg.remoteClaim(rc.Name, c.peerAddress(rc.Mailbox))
+	if err := c.p.c.n.reg.remoteClaim(rc.Name, c.peerAddress(rc.Mailbox)); err != nil {
+		var le *LimitError
+		if errors.As(err, &le) {
+			return c.exceeded(le.Limit, le.Field, le.Max)
+		}
+		return err
+	}
 	return nil
 }
 

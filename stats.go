@@ -13,7 +13,10 @@ type counters struct {
 	droppedStale       atomic.Uint64
 	connects           atomic.Uint64
 	refused            atomic.Uint64
-	closes             closeCounts // every peer's, and those of unknown peers
+	closes             closeCounts   // every peer's, and those of unknown peers
+	limits             limitCounts   // connections closed for crossing a per-peer bound
+	linksForwarded     atomic.Uint64 // OnCloseNotify forwarded to the watcher's node
+	linksRefused       atomic.Uint64 // ... that could not be
 }
 
 // closeCounts counts connection ends by reason.
@@ -72,6 +75,17 @@ type Stats struct {
 	// CertNotAfter is when the first of this node's certificate and its
 	// trusted CA certificates expires; zero before Serve's first check.
 	CertNotAfter time.Time
+	// LimitsExceeded counts, by kind, the connections closed because
+	// the peer crossed a per-peer bound of Config (each also counts in
+	// Closes under CloseLimitExceeded). Kinds never crossed are absent.
+	LimitsExceeded map[Limit]uint64
+	// LinksForwarded counts the OnCloseNotify calls whose watcher is on
+	// a third node, forwarded to the watcher's node (which links
+	// itself); LinksRefused counts those that could not be, because the
+	// watcher's node was unreachable: its watcher cannot be told, and a
+	// line is logged (at most one a second).
+	LinksForwarded uint64
+	LinksRefused   uint64
 }
 
 // PeerStats are the counters of one peer; see Stats.
@@ -101,6 +115,9 @@ func (n *Node) Stats() Stats {
 		Closes:             s.closes.snapshot(),
 		Peers:              make(map[NodeID]PeerStats, len(n.cl.peers)),
 		DroppedReserved:    n.droppedReserved(),
+		LimitsExceeded:     s.limits.snapshot(),
+		LinksForwarded:     s.linksForwarded.Load(),
+		LinksRefused:       s.linksRefused.Load(),
 	}
 	st.CertExpiryWarnings, st.CertNotAfter = n.cl.expiry.stats()
 	for id, p := range n.cl.peers {

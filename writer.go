@@ -81,6 +81,7 @@ func (c *conn) writeBatch(timeout time.Duration) error {
 	batch := c.out
 	c.out = c.spare[:0]
 	c.spare = nil
+	c.ctlWriting, c.ctlQueued = c.ctlQueued, 0
 	if c.room != nil {
 		close(c.room)
 		c.room = nil
@@ -98,6 +99,7 @@ func (c *conn) writeBatch(timeout time.Duration) error {
 	// keep the buffer for the next swap: out never grows much past the
 	// send buffer limit, so two buffers bound a peer's memory
 	c.spare = batch[:0]
+	c.ctlWriting = 0
 	c.mu.Unlock()
 	return err
 }
@@ -147,18 +149,49 @@ var epoch = time.Now()
 // monotime returns nanoseconds on the monotonic clock.
 func monotime() int64 { return int64(time.Since(epoch)) }
 
-// appendFrame queues one control frame (link, registry, goodbye) whose
+// appendFrame queues one control frame (link, registry, Closed) whose
 // payload build appends. Control frames never wait for buffer room, so
-// links and the registry cannot deadlock behind data; they are small.
+// links and the registry cannot deadlock behind data, and the reader that
+// answers a peer's frame never blocks; instead the bytes of control frames
+// queued or being written are bounded by Config.ControlBufferLimit: a
+// frame that would cross it closes the connection (CloseLimitExceeded,
+// counted under LimitControl) and is not queued: the peer is not reading
+// what it provokes.
 func (c *conn) appendFrame(t wire.Type, build func([]byte) []byte) error {
+	return c.appendControl(t, build, true)
+}
+
+// appendSyncFrame is appendFrame for the synchronization of this node's
+// own state when a connection comes up (peerUp): not counted against
+// ControlBufferLimit, since it is bounded by this node's application, not
+// provoked by the peer.
+func (c *conn) appendSyncFrame(t wire.Type, build func([]byte) []byte) error {
+	return c.appendControl(t, build, false)
+}
+
+func (c *conn) appendControl(t wire.Type, build func([]byte) []byte, bounded bool) error {
 	c.mu.Lock()
 	if c.closed {
 		c.mu.Unlock()
 		return ErrNodeUnreachable
 	}
 	wasEmpty := len(c.out) == 0
+	before := len(c.out)
 	out, start := wire.BeginFrame(c.out, t)
-	if err := c.commitFrame(build(out), start); err != nil {
+	out = build(out)
+	if bounded {
+		limit := c.p.c.n.cfg.ControlBufferLimit
+		if size := len(out) - before; c.ctlQueued+c.ctlWriting+size > limit {
+			c.out = out[:before]
+			c.mu.Unlock()
+			if c.close(CloseLimitExceeded, &LimitError{Limit: LimitControl, Field: "ControlBufferLimit", Max: limit}) {
+				c.p.c.stats.limits[LimitControl].Add(1)
+			}
+			return ErrNodeUnreachable
+		}
+		c.ctlQueued += len(out) - before
+	}
+	if err := c.commitFrame(out, start); err != nil {
 		return err
 	}
 	if wasEmpty {

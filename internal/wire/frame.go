@@ -59,10 +59,11 @@ const (
 	TypeGroupSync    Type = 17 // empty: end of the post-handshake group joins
 	TypeGossip       Type = 18 // a membership (memberlist) packet
 	TypeGossipStream Type = 19 // a membership (memberlist) stream frame
+	TypeLinkFor      Type = 20 // LinkFor: link (or unlink) a watcher of the receiver's to any mailbox
 
 	// MaxType is the highest known frame type; dispatch tables indexed by
 	// Type have MaxType+1 entries. Update it when appending a type.
-	MaxType = TypeGossipStream
+	MaxType = TypeLinkFor
 )
 
 // typeNames is indexed by Type; the empty string marks an unknown number.
@@ -86,6 +87,7 @@ var typeNames = [MaxType + 1]string{
 	TypeGroupSync:    "GroupSync",
 	TypeGossip:       "Gossip",
 	TypeGossipStream: "GossipStream",
+	TypeLinkFor:      "LinkFor",
 }
 
 // Known reports whether t is a frame type of this protocol version.

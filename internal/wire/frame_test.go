@@ -33,6 +33,7 @@ func TestTypeNumbersAreFixed(t *testing.T) {
 		{TypeGroupSync, 17, "GroupSync"},
 		{TypeGossip, 18, "Gossip"},
 		{TypeGossipStream, 19, "GossipStream"},
+		{TypeLinkFor, 20, "LinkFor"},
 	}
 	for _, w := range want {
 		if uint8(w.t) != w.n || w.t.String() != w.name || !w.t.Known() || CheckType(w.t) != nil {
