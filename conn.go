@@ -63,6 +63,10 @@ type conn struct {
 	// Control frames queued (ctlQueued) or being written (ctlWriting),
 	// bounded by ControlBufferLimit (guarded by mu).
 	ctlQueued, ctlWriting int
+
+	// pingAt is the monotime of the Ping outstanding (negated once its
+	// Pong came), 0 before the first (traffic.go).
+	pingAt atomic.Int64
 }
 
 func newConn(p *peer, nc net.Conn, h handshaken) *conn {
@@ -202,6 +206,8 @@ func (c *conn) readLoop() error {
 		if err != nil {
 			return c.readError(err)
 		}
+		c.p.traffic.framesIn.Add(1)
+		c.p.traffic.bytesIn.Add(uint64(wire.HeaderSize + len(payload)))
 		if int(t) >= len(frameHandlers) || frameHandlers[t] == nil {
 			if t == wire.TypeHello {
 				return fmt.Errorf("%w: Hello after the handshake", wire.ErrMalformed)
@@ -252,6 +258,8 @@ var frameHandlers = [wire.MaxType + 1]frameHandler{
 	wire.TypeRegRelease:  handleRegRelease,  // registry.go
 	wire.TypeRegSyncDone: handleRegSyncDone, // registry.go
 	wire.TypeLinkFor:     handleLinkFor,     // link.go
+	wire.TypePing:        handlePing,        // traffic.go
+	wire.TypePong:        handlePong,        // traffic.go
 }
 
 // handleHeartbeat: any frame is liveness; this one carries nothing else.
@@ -329,6 +337,8 @@ func (c *conn) deliver(to wire.Ref, typeID uint32, body []byte, wrap func(any) a
 	err = mb.push(v)
 	if err != nil {
 		c.p.c.stats.droppedClosed.Add(1)
+	} else {
+		c.p.traffic.msgsIn.Add(1)
 	}
 	if n := c.p.c.n; n.cfg.Tracer != nil {
 		kind := TraceDeliver

@@ -81,6 +81,8 @@ type PeerInfo struct {
 	// Closes counts its connections ended (and attempts refused) by
 	// reason; reasons never seen are absent.
 	Closes map[CloseReason]uint64 `json:"closes,omitempty"`
+	// Traffic: bytes, frames and messages each way, round-trip time.
+	Traffic
 }
 
 // SnapshotOptions adjusts SnapshotWith.
@@ -229,7 +231,7 @@ func (n *Node) peerSnapshots() []PeerInfo {
 	out := make([]PeerInfo, 0, len(n.cl.peers))
 	for id, p := range n.cl.peers {
 		out = append(out, PeerInfo{Node: id, Address: p.addr, Up: p.live.Load() != nil,
-			Connects: p.connects.Load(), Closes: p.closes.snapshot()})
+			Connects: p.connects.Load(), Closes: p.closes.snapshot(), Traffic: p.traffic.snapshot()})
 	}
 	return out
 }

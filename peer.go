@@ -38,6 +38,8 @@ type peer struct {
 	pending  *conn     // accepted, waiting for the service
 	links    peerLinks // link.go's state for this peer
 	lastDrop time.Time
+
+	traffic peerTraffic // bytes, frames, messages, round-trip time (traffic.go)
 }
 
 func newPeer(c *cluster, ns NodeSpec) *peer {

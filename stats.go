@@ -97,6 +97,33 @@ type PeerStats struct {
 	// Closes counts this peer's connections ended, and attempts refused
 	// or failed, by reason. Reasons never seen are absent.
 	Closes map[CloseReason]uint64
+	// Traffic with the peer, over all its connections so far.
+	Traffic
+}
+
+// Traffic counts what went over a peer's connections: frame bytes
+// (headers included) and frames each way, the messages among them
+// (Message, Request and Reply frames delivered in, queued out), and the
+// last round-trip time a Ping measured (zero before the first; a Ping
+// goes every HeartbeatInterval).
+type Traffic struct {
+	BytesIn     uint64        `json:"bytes_in"`
+	BytesOut    uint64        `json:"bytes_out"`
+	FramesIn    uint64        `json:"frames_in"`
+	FramesOut   uint64        `json:"frames_out"`
+	MessagesIn  uint64        `json:"messages_in"`
+	MessagesOut uint64        `json:"messages_out"`
+	RTT         time.Duration `json:"rtt_ns"`
+}
+
+// snapshot reads the counters.
+func (t *peerTraffic) snapshot() Traffic {
+	return Traffic{
+		BytesIn: t.bytesIn.Load(), BytesOut: t.bytesOut.Load(),
+		FramesIn: t.framesIn.Load(), FramesOut: t.framesOut.Load(),
+		MessagesIn: t.msgsIn.Load(), MessagesOut: t.msgsOut.Load(),
+		RTT: time.Duration(t.rtt.Load()),
+	}
 }
 
 // Stats returns the node's counters. A local-only node's are all zero.
@@ -125,7 +152,7 @@ func (n *Node) Stats() Stats {
 		if up {
 			st.PeersUp++
 		}
-		st.Peers[id] = PeerStats{Up: up, Connects: p.connects.Load(), Closes: p.closes.snapshot()}
+		st.Peers[id] = PeerStats{Up: up, Connects: p.connects.Load(), Closes: p.closes.snapshot(), Traffic: p.traffic.snapshot()}
 	}
 	return st
 }

@@ -47,6 +47,7 @@ func (c *conn) writeLoop(stopping <-chan struct{}) error {
 			c.wmu.Unlock()
 			return nil
 		case <-hb.C:
+			c.maybePing()
 			if time.Duration(monotime()-c.lastWrite.Load()) >= cfg.HeartbeatInterval/2 {
 				c.mu.Lock()
 				if len(c.out) == 0 {
@@ -93,6 +94,7 @@ func (c *conn) writeBatch(timeout time.Duration) error {
 		if _, err = c.nc.Write(batch); err != nil {
 			err = fmt.Errorf("write: %w", err)
 		}
+		c.p.traffic.bytesOut.Add(uint64(len(batch)))
 		c.lastWrite.Store(monotime())
 	}
 	c.mu.Lock()
@@ -207,6 +209,8 @@ func (c *conn) commitFrame(out []byte, start int) error {
 	out, err := wire.EndFrame(out, start, c.maxFrame)
 	if err != nil {
 		out = out[:start]
+	} else {
+		c.p.traffic.framesOut.Add(1)
 	}
 	c.out = out
 	c.mu.Unlock()
@@ -285,6 +289,7 @@ func (c *conn) sendValue(h frameHead, v any) error {
 	if err := c.commitFrame(out, start); err != nil {
 		return err
 	}
+	c.p.traffic.msgsOut.Add(1)
 	if wasEmpty {
 		c.flushNew()
 	}

@@ -60,10 +60,12 @@ const (
 	TypeGossip       Type = 18 // a membership (memberlist) packet
 	TypeGossipStream Type = 19 // a membership (memberlist) stream frame
 	TypeLinkFor      Type = 20 // LinkFor: link (or unlink) a watcher of the receiver's to any mailbox
+	TypePing         Type = 21 // Ping: asks for a Pong echoing its payload (round-trip time)
+	TypePong         Type = 22 // Ping payload: the answer to a Ping
 
 	// MaxType is the highest known frame type; dispatch tables indexed by
 	// Type have MaxType+1 entries. Update it when appending a type.
-	MaxType = TypeLinkFor
+	MaxType = TypePong
 )
 
 // typeNames is indexed by Type; the empty string marks an unknown number.
@@ -88,6 +90,8 @@ var typeNames = [MaxType + 1]string{
 	TypeGossip:       "Gossip",
 	TypeGossipStream: "GossipStream",
 	TypeLinkFor:      "LinkFor",
+	TypePing:         "Ping",
+	TypePong:         "Pong",
 }
 
 // Known reports whether t is a frame type of this protocol version.

@@ -34,6 +34,8 @@ func TestTypeNumbersAreFixed(t *testing.T) {
 		{TypeGossip, 18, "Gossip"},
 		{TypeGossipStream, 19, "GossipStream"},
 		{TypeLinkFor, 20, "LinkFor"},
+		{TypePing, 21, "Ping"},
+		{TypePong, 22, "Pong"},
 	}
 	for _, w := range want {
 		if uint8(w.t) != w.n || w.t.String() != w.name || !w.t.Known() || CheckType(w.t) != nil {

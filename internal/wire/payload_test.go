@@ -296,3 +296,17 @@ func TestAppendThenBody(t *testing.T) {
 		t.Fatal("Reply")
 	}
 }
+
+func TestPingPayload(t *testing.T) {
+	for _, v := range []uint64{0, 1, 1 << 63, ^uint64(0)} {
+		got, err := ParsePing(AppendPing(nil, v))
+		if err != nil || got != v {
+			t.Errorf("ParsePing(AppendPing(%d)) = %d, %v", v, got, err)
+		}
+	}
+	for _, n := range []int{0, 7, 9} {
+		if _, err := ParsePing(make([]byte, n)); !errors.Is(err, ErrMalformed) {
+			t.Errorf("%d bytes: %v, want ErrMalformed", n, err)
+		}
+	}
+}
