@@ -245,6 +245,7 @@ var frameHandlers = [wire.MaxType + 1]frameHandler{
 	wire.TypeRegClaim:    handleRegClaim,    // registry.go
 	wire.TypeRegRelease:  handleRegRelease,  // registry.go
 	wire.TypeRegSyncDone: handleRegSyncDone, // registry.go
+	wire.TypeCallFailed:  handleCallFailed,  // call.go
 }
 
 // handleHeartbeat: any frame is liveness; this one carries nothing else.

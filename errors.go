@@ -152,3 +152,11 @@ var (
 	// cluster keeps the connection of one and refuses the other's.
 	ErrDuplicateNode = errors.New("reign: duplicate node ID")
 )
+
+// Call sentinels.
+var (
+	// ErrTooManyForwarded: a Request forwarded to another node could not
+	// be sent, because this node already awaits answers to 65,536
+	// forwarded Requests (a bound on what it holds for them).
+	ErrTooManyForwarded = errors.New("reign: too many forwarded calls awaiting answers")
+)

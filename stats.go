@@ -14,6 +14,9 @@ type counters struct {
 	connects           atomic.Uint64
 	refused            atomic.Uint64
 	closes             closeCounts // every peer's, and those of unknown peers
+
+	// calls
+	droppedUnmatchedReply atomic.Uint64
 }
 
 // closeCounts counts connection ends by reason.
@@ -72,6 +75,12 @@ type Stats struct {
 	// CertNotAfter is when the first of this node's certificate and its
 	// trusted CA certificates expires; zero before Serve's first check.
 	CertNotAfter time.Time
+
+	// DroppedUnmatchedReply counts Reply and CallFailed frames dropped
+	// because they answer no Request this node sent to that peer and
+	// still awaits: forged (a wrong or guessed reference, or one sent to
+	// another node), or late (the Call had stopped waiting).
+	DroppedUnmatchedReply uint64
 }
 
 // PeerStats are the counters of one peer; see Stats.
@@ -102,6 +111,7 @@ func (n *Node) Stats() Stats {
 		Peers:              make(map[NodeID]PeerStats, len(n.cl.peers)),
 		DroppedReserved:    n.droppedReserved(),
 	}
+	st.DroppedUnmatchedReply = s.droppedUnmatchedReply.Load()
 	st.CertExpiryWarnings, st.CertNotAfter = n.cl.expiry.stats()
 	for id, p := range n.cl.peers {
 		up := p.live.Load() != nil
