@@ -178,8 +178,9 @@ func (s CallSide) String() string {
 // not travel: a type not registered on a node that must decode or encode
 // it, a body the codec refuses, or a reply a forwarding node could not
 // pass on. It wraps the condition (ErrUnknownType, ErrDecode, ErrEncode,
-// ErrReservedType, ErrFrameTooLarge or ErrNodeUnreachable), so errors.Is
-// works on it.
+// ErrReservedType, ErrFrameTooLarge, ErrNodeUnreachable or, for a
+// forwarded request whose mailbox is closed, ErrMailboxClosed), so
+// errors.Is works on it.
 type CallError struct {
 	Side  CallSide // which side failed
 	Node  NodeID   // the node where it failed
@@ -469,6 +470,8 @@ func failCode(err error) uint8 {
 		return wire.CallFailedTooLarge
 	case errors.Is(err, ErrNodeUnreachable):
 		return wire.CallFailedUnreachable
+	case errors.Is(err, ErrMailboxClosed):
+		return wire.CallFailedNoMailbox
 	case errors.Is(err, ErrEncode):
 		return wire.CallFailedUnencodable
 	case errors.Is(err, ErrDecode):
@@ -493,6 +496,8 @@ func failCause(f wire.CallFailed) error {
 		kind = ErrFrameTooLarge
 	case wire.CallFailedUnreachable:
 		kind = ErrNodeUnreachable
+	case wire.CallFailedNoMailbox:
+		kind = ErrMailboxClosed
 	default:
 		kind = fmt.Errorf("reign: call failed (code %d)", f.Code)
 	}
@@ -542,21 +547,28 @@ func (n *Node) answer(oc outCall, v any, failure *CallError, f *wire.CallFailed)
 // handleRequest delivers a peer's call to a local mailbox. Its ReplyTo
 // may name a mailbox of any node (the Request may have been forwarded on
 // the way): it is for Request.ReplyTo only; the reply goes back to this
-// peer. A body that cannot be decoded is answered at once with a
-// CallFailed frame. (If the server mailbox is closed, the caller's link to
-// it says so, with the cause.)
+// peer. A body that cannot be decoded, or a mailbox that is closed, is
+// answered at once with a CallFailed frame. (For a closed mailbox, the
+// caller's link to it says so too, and first: the CallFailed matters when
+// the Request was forwarded, and the caller watches another mailbox.)
 func handleRequest(c *conn, payload []byte) error {
 	m, err := wire.ParseRequest(payload)
 	if err != nil {
 		return err
 	}
 	n := c.p.c.n
+	from := origin{node: c.p.id, inc: c.peerInc, remote: true}
 	mb := c.localMailbox(m.To)
 	if mb == nil {
 		c.p.c.stats.droppedClosed.Add(1)
+		typ := ""
+		if m.TypeID > 0 && int(m.TypeID) <= len(c.rnames) {
+			typ = c.rnames[m.TypeID-1]
+		}
+		n.failRemote(from, m.CallRef, &CallError{Side: ServerSide, Node: n.id, Type: typ,
+			Err: fmt.Errorf("%w: no mailbox %d of this run of node %d", ErrMailboxClosed, m.To.ID, n.id)})
 		return nil
 	}
-	from := origin{node: c.p.id, inc: c.peerInc, remote: true}
 	v, typ, cause, err := c.decodeCallBody(m.TypeID, m.Body)
 	if err != nil {
 		return err

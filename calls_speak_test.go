@@ -181,6 +181,13 @@ func TestCallForwarded(t *testing.T) {
 	srv2, _ := startServer(t, n2, forwarder(t, n2.BindAddress(workers[3])))
 	_, err = callWithin(t, n1.BindAddress(srv2), onlyOn12{N: 1})
 	wantCallError(t, err, ServerSide, 3, false, n1.typeNameOf(onlyOn12{}), ErrUnknownType)
+	// A worker on node 3 that is closed (through node 2): the caller's own
+	// server is alive, and the call fails at once all the same.
+	gone, gmb := n3.NewMailbox()
+	gmb.Close()
+	srv3, _ := startServer(t, n2, forwarder(t, n2.BindAddress(gone)))
+	_, err = callWithin(t, n1.BindAddress(srv3), 1)
+	wantCallError(t, err, ServerSide, 3, false, "int", ErrMailboxClosed)
 	for id, n := range nodes {
 		n.calls.mu.Lock()
 		k := len(n.calls.m)

@@ -318,7 +318,7 @@ func testHostileReflectedRequest(t *testing.T) {
 }
 
 // Requests node 4 cannot deliver: a type it does not know, a body its
-// codec rejects, a reserved type. Each is answered at once with a
+// codec rejects, a reserved type, a closed mailbox. Each is answered at once with a
 // CallFailed that names the type and the reason; before, each was
 // dropped in silence and the caller waited for its timeout.
 func testHostileUndeliverableRequest(t *testing.T) {
@@ -326,22 +326,26 @@ func testHostileUndeliverableRequest(t *testing.T) {
 	f := dialRecPeer(t, h)
 	srv, mb := h.n4.NewMailbox()
 	t.Cleanup(mb.Close)
+	gone, gmb := h.n4.NewMailbox()
+	gmb.Close()
 	b := wire.AppendFrame(nil, wire.TypeTypeDef, wire.AppendTypeDef(nil, wire.TypeDef{ID: 1, Name: "attacker.Unknown"}))
 	b = append(b, wire.AppendFrame(nil, wire.TypeTypeDef, wire.AppendTypeDef(nil, wire.TypeDef{ID: 2, Name: h.n4.typeNameOf(testMsg{})}))...)
 	b = append(b, wire.AppendFrame(nil, wire.TypeTypeDef, wire.AppendTypeDef(nil, wire.TypeDef{ID: 3, Name: h.n4.typeNameOf(MailboxClosed{})}))...)
 	cases := []struct {
+		to   Address
 		id   uint32
 		body []byte
 		code uint8
 		typ  string
 	}{
-		{1, msgpackOf(t, 1), wire.CallFailedUnknownType, "attacker.Unknown"},
-		{2, []byte{0xc1}, wire.CallFailedUndecodable, h.n4.typeNameOf(testMsg{})},
-		{3, msgpackOf(t, MailboxClosed{}), wire.CallFailedReserved, h.n4.typeNameOf(MailboxClosed{})},
+		{srv, 1, msgpackOf(t, 1), wire.CallFailedUnknownType, "attacker.Unknown"},
+		{srv, 2, []byte{0xc1}, wire.CallFailedUndecodable, h.n4.typeNameOf(testMsg{})},
+		{srv, 3, msgpackOf(t, MailboxClosed{}), wire.CallFailedReserved, h.n4.typeNameOf(MailboxClosed{})},
+		{gone, 2, msgpackOf(t, testMsg{}), wire.CallFailedNoMailbox, h.n4.typeNameOf(testMsg{})},
 	}
 	for i, c := range cases {
 		b = wire.AppendFrame(b, wire.TypeRequest, wire.AppendRequest(nil, wire.Request{
-			To: ref(srv), ReplyTo: wire.Addr{Node: uint16(absent), Inc: 0x5eed, ID: 9}, CallRef: uint64(100 + i), TypeID: c.id, Body: c.body}))
+			To: ref(c.to), ReplyTo: wire.Addr{Node: uint16(absent), Inc: 0x5eed, ID: 9}, CallRef: uint64(100 + i), TypeID: c.id, Body: c.body}))
 	}
 	writeFrames(t, f, b)
 	for i, c := range cases {

@@ -11,6 +11,7 @@ const (
 	CallFailedUnencodable uint8 = 3 // Node's codec could not encode the body
 	CallFailedTooLarge    uint8 = 4 // the body encodes to more than a frame holds
 	CallFailedUnreachable uint8 = 5 // Node lost the next node on the request's path
+	CallFailedNoMailbox   uint8 = 6 // the request's mailbox is closed, or never existed
 )
 
 // The part of a call a CallFailed frame is about. ONLY APPEND.
