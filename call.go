@@ -237,7 +237,6 @@ type callTable struct {
 	rng      *rand.ChaCha8 // nil until the first remote Request
 	m        map[uint64]outCall
 	detached int // entries no Call removes: forwarded Requests
-	swept    int // detached after the last sweep
 }
 
 // maxDetachedCalls bounds the Requests this node forwarded to other nodes

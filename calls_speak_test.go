@@ -269,3 +269,43 @@ func TestExitCauseAcrossNodes(t *testing.T) {
 		t.Fatalf("normal close: %+v", mc)
 	}
 }
+
+// The forwarded calls a node awaits are bounded: at the bound, those of
+// local callers that stopped waiting are swept, and if none can be, a
+// forward fails with ErrTooManyForwarded.
+func TestCallTableBound(t *testing.T) {
+	t.Parallel()
+	n := newTestNode(t)
+	gone, gmb := n.NewMailbox()
+	gmb.Close()
+	var tb callTable
+	for range maxDetachedCalls {
+		if _, err := tb.add(outCall{peer: 2, caller: gone}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	relay := outCall{peer: 2, caller: gone, up: origin{node: 3, remote: true}}
+	if _, err := tb.add(relay); err != nil {
+		t.Fatalf("at the bound, with callers gone: %v", err)
+	}
+	if len(tb.m) != 1 || tb.detached != 1 {
+		t.Fatalf("after the sweep: %d entries, %d detached", len(tb.m), tb.detached)
+	}
+	for range maxDetachedCalls - 1 {
+		if _, err := tb.add(relay); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := tb.add(relay); !errors.Is(err, ErrTooManyForwarded) {
+		t.Fatalf("past the bound: %v", err)
+	}
+	if r, err := tb.add(outCall{peer: 2, owned: true}); err != nil || r == 0 {
+		t.Fatalf("a Call's own request past the bound: %v", err)
+	}
+	if got := len(tb.takePeer(3)); got != maxDetachedCalls {
+		t.Fatalf("takePeer(3) took %d", got)
+	}
+	if tb.detached != 0 || len(tb.m) != 1 {
+		t.Fatalf("after takePeer: %d entries, %d detached", len(tb.m), tb.detached)
+	}
+}
