@@ -73,6 +73,7 @@ func newCluster(n *Node) (*cluster, error) {
 	c.hooks = []peerHook{
 		linkHook{},     // link.go: fire links to the peer's mailboxes, forget its watches
 		registryHook{}, // registry.go: send our claims; drop the peer's
+		callHook{},     // call.go: fail the calls forwarded through the peer
 	}
 	for _, ns := range spec.Nodes {
 		if ns.ID == n.id {

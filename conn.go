@@ -260,6 +260,7 @@ var frameHandlers = [wire.MaxType + 1]frameHandler{
 	wire.TypeLinkFor:     handleLinkFor,     // link.go
 	wire.TypePing:        handlePing,        // traffic.go
 	wire.TypePong:        handlePong,        // traffic.go
+	wire.TypeCallFailed:  handleCallFailed,  // call.go
 }
 
 // handleHeartbeat: any frame is liveness; this one carries nothing else.

@@ -15,9 +15,12 @@
 // message when the mailbox closes, or when its node is lost (reason
 // NoConnection) or shuts down (NodeShutdown); Mailbox.CloseWithError closes
 // a mailbox with a cause (an Erlang exit reason), which its watchers get
-// in MailboxClosed.Err with reason Abnormal. Call is gen_server:call: a
-// request and its reply (an error reply is Call's error), failing fast,
-// with the cause, when the server dies. Node.Register and Node.Lookup are
+// in MailboxClosed.Err with reason Abnormal (across nodes, as a
+// *RemoteError with its text). Call is gen_server:call: a request and its
+// reply (an error reply is Call's error), failing fast, with the cause,
+// when the server dies, and at once with a *CallError naming the type
+// and the side when the request or the reply cannot travel (a type not
+// registered on a node, a body the codec refuses). Node.Register and Node.Lookup are
 // a cluster-wide registry of names, the usual way to get a first Address
 // on another node (Erlang's global). Package gen, in this module, builds
 // OTP's gen_server behaviour on these.
@@ -76,6 +79,9 @@
 // and never past the loss of the connection.
 // Malformed input from a peer never panics a node: the connection is closed
 // and logged, or the single message is dropped and counted (Node.Stats).
+// A peer speaks only for itself: a reply is accepted only from the node a
+// request went to, for a random reference, and a node answers a request
+// only to the node that sent it, never to a third one.
 //
 // # Concurrency
 //

@@ -160,3 +160,11 @@ var (
 	// *LimitError says which.
 	ErrLimitExceeded = errors.New("reign: per-peer limit exceeded")
 )
+
+// Call sentinels.
+var (
+	// ErrTooManyForwarded: a Request forwarded to another node could not
+	// be sent, because this node already awaits answers to 65,536
+	// forwarded Requests (a bound on what it holds for them).
+	ErrTooManyForwarded = errors.New("reign: too many forwarded calls awaiting answers")
+)

@@ -102,8 +102,8 @@ func (e *RemoteError) Error() string { return e.Text }
 const MaxExitText = 1024
 
 // exitText is the text of an abnormal close's cause as it travels to
-// another node: "" for a normal close. The connection code puts it in the
-// Closed frame it sends for mc (see sendClosedRemote).
+// another node: "" for a normal close. sendClosedRemote puts it in the
+// Closed frame it sends.
 func exitText(err error) string {
 	if err == nil {
 		return ""
@@ -125,8 +125,8 @@ func exitText(err error) string {
 // exitCause is MailboxClosed.Err for a Closed frame received from a peer
 // with reason r and error text text: nil unless r is Abnormal, else a
 // *RemoteError with the text (or, from a peer that sent none, a text
-// saying so). The connection code calls it when it builds the
-// MailboxClosed of a Closed frame (see closedReceived).
+// saying so): Err is never nil for an Abnormal close. closedReceived
+// calls it when it builds the MailboxClosed of a Closed frame.
 func exitCause(r Reason, text string) error {
 	if r != Abnormal {
 		return nil
@@ -280,11 +280,6 @@ func (n *Node) mailboxClosed(a Address, links map[Address]struct{}, err error) {
 func (n *Node) notifyClosed(notify Address, mc MailboxClosed) {
 	if notify.IsZero() {
 		return
-	}
-	if mc.Reason == Abnormal && mc.Err == nil {
-		// from a peer whose Closed frame carried no text (the wire has
-		// no field for it yet): Err is never nil for an Abnormal close
-		mc.Err = exitCause(Abnormal, "")
 	}
 	if notify.node == n.id {
 		if notify.n == nil {
@@ -533,7 +528,7 @@ func (l *peerLinks) uncount(id uint64, k int) {
 
 // closedReceived handles the peer's Closed: its mailbox target closed, and
 // our mailbox watcher wanted to know.
-func (p *peer) closedReceived(target, watcher wire.Ref, reason Reason) {
+func (p *peer) closedReceived(target, watcher wire.Ref, reason Reason, text string) {
 	n := p.c.n
 	a := Address{n: n, node: p.id, inc: target.Inc, id: target.ID}
 	notify := Address{n: n, node: n.id, inc: watcher.Inc, id: watcher.ID}
@@ -545,11 +540,12 @@ func (p *peer) closedReceived(target, watcher wire.Ref, reason Reason) {
 		}
 	}
 	p.mu.Unlock()
-	n.notifyClosed(notify, MailboxClosed{Address: a, Reason: reason})
+	n.notifyClosed(notify, MailboxClosed{Address: a, Reason: reason, Err: exitCause(reason, text)})
 }
 
 // sendClosedRemote tells a watcher on another node that mc.Address, a
-// mailbox of this node, closed.
+// mailbox of this node, closed, with the text of its cause (MaxExitText
+// bytes at most) if it closed abnormally.
 func (n *Node) sendClosedRemote(notify Address, mc MailboxClosed) {
 	if n.cl == nil || mc.Address.node != n.id {
 		return
@@ -562,8 +558,12 @@ func (n *Node) sendClosedRemote(notify Address, mc MailboxClosed) {
 	if cn == nil || cn.peerInc != notify.inc {
 		return
 	}
+	var text string
+	if mc.Reason == Abnormal {
+		text = exitText(mc.Err)
+	}
 	_ = cn.appendFrame(wire.TypeClosed, func(b []byte) []byte {
-		return wire.AppendClosed(b, wire.Closed{Target: ref(mc.Address), Watcher: ref(notify), Reason: uint8(mc.Reason)})
+		return wire.AppendClosed(b, wire.Closed{Target: ref(mc.Address), Watcher: ref(notify), Reason: uint8(mc.Reason), Text: text})
 	})
 }
 
@@ -620,7 +620,7 @@ func handleClosed(c *conn, payload []byte) error {
 	if err := c.checkPeerRef(cl.Target); err != nil {
 		return err
 	}
-	c.p.closedReceived(cl.Target, cl.Watcher, Reason(cl.Reason))
+	c.p.closedReceived(cl.Target, cl.Watcher, Reason(cl.Reason), cl.Text)
 	return nil
 }
 

@@ -147,6 +147,7 @@ type Node struct {
 	types typeRegistry
 	table mailboxTable
 	refs  atomic.Uint64 // Call references
+	calls callTable     // call.go: Requests sent to peers, awaiting answers
 	reg   registry
 	cl    *cluster // nil for a local-only node
 

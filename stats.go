@@ -17,6 +17,9 @@ type counters struct {
 	limits             limitCounts   // connections closed for crossing a per-peer bound
 	linksForwarded     atomic.Uint64 // OnCloseNotify forwarded to the watcher's node
 	linksRefused       atomic.Uint64 // ... that could not be
+
+	// calls
+	droppedUnmatchedReply atomic.Uint64
 }
 
 // closeCounts counts connection ends by reason.
@@ -86,6 +89,12 @@ type Stats struct {
 	// line is logged (at most one a second).
 	LinksForwarded uint64
 	LinksRefused   uint64
+
+	// DroppedUnmatchedReply counts Reply and CallFailed frames dropped
+	// because they answer no Request this node sent to that peer and
+	// still awaits: forged (a wrong or guessed reference, or one sent to
+	// another node), or late (the Call had stopped waiting).
+	DroppedUnmatchedReply uint64
 }
 
 // PeerStats are the counters of one peer; see Stats.
@@ -146,6 +155,7 @@ func (n *Node) Stats() Stats {
 		LinksForwarded:     s.linksForwarded.Load(),
 		LinksRefused:       s.linksRefused.Load(),
 	}
+	st.DroppedUnmatchedReply = s.droppedUnmatchedReply.Load()
 	st.CertExpiryWarnings, st.CertNotAfter = n.cl.expiry.stats()
 	for id, p := range n.cl.peers {
 		up := p.live.Load() != nil

@@ -325,19 +325,12 @@ func (n *Node) sendRemote(a Address, msg any) error {
 		}
 		return nil
 	}
-	h := frameHead{t: wire.TypeMessage, to: ref(a)}
-	var body any = msg
-	switch m := msg.(type) {
-	case Request:
-		if m.replyTo.IsZero() {
-			return &SendError{To: a, Err: fmt.Errorf("%w: a Request without a reply address", ErrZeroAddress)}
-		}
-		h.t, h.ref, body = wire.TypeRequest, m.ref, m.Body
-		h.replyTo = wire.Addr{Node: uint16(m.replyTo.node), Inc: m.replyTo.inc, ID: m.replyTo.id}
-	case callReply:
-		h.t, h.ref, body = wire.TypeReply, m.ref, m.value
+	if m, ok := msg.(Request); ok { // forwarded: see call.go
+		_, err := n.sendRequest(a, m, false)
+		return err
 	}
-	if err := cn.sendValue(h, body); err != nil {
+	h := frameHead{t: wire.TypeMessage, to: ref(a)}
+	if err := cn.sendValue(h, msg); err != nil {
 		return &SendError{To: a, Err: err}
 	}
 	return nil

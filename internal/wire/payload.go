@@ -9,6 +9,7 @@ const (
 	ReasonNoConnection uint8 = 1 // its node became unreachable
 	ReasonNodeShutdown uint8 = 2 // its node shut down
 	ReasonNoProc       uint8 = 3 // no such mailbox (or of an earlier run)
+	ReasonAbnormal     uint8 = 4 // closed with a cause, which Text carries
 )
 
 // Reasons carried by Goodbye frames. ONLY APPEND.
@@ -53,16 +54,24 @@ type Link struct {
 
 // Closed is the payload of a Closed frame: the sender's mailbox Target closed
 // (or never existed); the receiver tells its mailbox Watcher. Reason is one
-// of the Reason constants.
+// of the Reason constants. Text is the cause of an abnormal close, as text;
+// the field is present only when Text is not empty (a frame without it, as
+// older nodes send, parses with Text ""), and at most MaxClosedText bytes.
 //
 //	Target   Ref (12)
 //	Watcher  Ref (12)
 //	Reason   uint8
+//	Text     uvarint length (1..MaxClosedText), bytes: only if not empty
 type Closed struct {
 	Target  Ref
 	Watcher Ref
 	Reason  uint8
+	Text    string
 }
+
+// MaxClosedText bounds a Closed frame's Text, in bytes (the root package's
+// MaxExitText).
+const MaxClosedText = 1024
 
 // Request is the payload of a Request frame: a call to the receiver's
 // mailbox To, to be answered with a Reply to the sender's mailbox ReplyTo
@@ -168,14 +177,27 @@ func ParseLink(p []byte) (Link, error) {
 func AppendClosed(dst []byte, c Closed) []byte {
 	dst = AppendRef(dst, c.Target)
 	dst = AppendRef(dst, c.Watcher)
-	return append(dst, c.Reason)
+	dst = append(dst, c.Reason)
+	if c.Text != "" {
+		dst = appendString(dst, c.Text)
+	}
+	return dst
 }
 
 // ParseClosed decodes the payload of a Closed frame. Reasons this version
-// does not know are returned as they are; the caller decides.
+// does not know are returned as they are; the caller decides. A Text field
+// that is present but empty, or longer than MaxClosedText, is malformed
+// (so every Closed has one encoding).
 func ParseClosed(p []byte) (Closed, error) {
 	d := dec{b: p, ok: true}
 	v := Closed{Target: d.ref(), Watcher: d.ref(), Reason: d.u8()}
+	if d.ok && len(d.b) > 0 {
+		t := d.bytes()
+		if len(t) == 0 || len(t) > MaxClosedText {
+			d.ok = false
+		}
+		v.Text = string(t)
+	}
 	if err := d.done("Closed"); err != nil {
 		return Closed{}, err
 	}

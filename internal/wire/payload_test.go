@@ -90,7 +90,7 @@ func samples() []sample {
 	for _, l := range []Link{{refA, refB}, {maxRef, Ref{}}} {
 		add("Link", l, AppendLink(nil, l))
 	}
-	for _, c := range []Closed{{refA, refB, ReasonNoProc}, {maxRef, refA, 255}} {
+	for _, c := range []Closed{{refA, refB, ReasonNoProc, ""}, {maxRef, refA, 255, ""}} {
 		add("Closed", c, AppendClosed(nil, c))
 	}
 	for _, r := range []Request{
@@ -153,7 +153,7 @@ func TestPayloadLayout(t *testing.T) {
 		{"TypeDef", AppendTypeDef(nil, TypeDef{ID: 300, Name: "T"}), "ac02 01 54"},
 		{"Message", AppendMessage(nil, Message{To: Ref{1, 2}, TypeID: 3, Body: []byte{0xff}}), "00000001 0000000000000002 03 ff"},
 		{"Link", AppendLink(nil, Link{Ref{1, 2}, Ref{3, 4}}), "00000001 0000000000000002 00000003 0000000000000004"},
-		{"Closed", AppendClosed(nil, Closed{Ref{1, 2}, Ref{3, 4}, 3}), "00000001 0000000000000002 00000003 0000000000000004 03"},
+		{"Closed", AppendClosed(nil, Closed{Ref{1, 2}, Ref{3, 4}, 3, ""}), "00000001 0000000000000002 00000003 0000000000000004 03"},
 		{"Request", AppendRequest(nil, Request{Ref{1, 2}, Addr{9, 3, 4}, 5, 6, []byte{7}}),
 			"00000001 0000000000000002 0009 00000003 0000000000000004 0000000000000005 06 07"},
 		{"Reply", AppendReply(nil, Reply{Ref{1, 2}, 5, 6, []byte{7}}), "00000001 0000000000000002 0000000000000005 06 07"},
