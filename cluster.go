@@ -71,6 +71,8 @@ func newCluster(n *Node) (*cluster, error) {
 	c.hooks = []peerHook{
 		linkHook{},     // link.go: fire links to the peer's mailboxes, forget its watches
 		registryHook{}, // registry.go: send our claims; drop the peer's
+		// nodeevents.go: NodeUp, NodeDown; last, so links have fired and names are gone
+		nodeEventsHook{},
 	}
 	for _, ns := range spec.Nodes {
 		if ns.ID == n.id {

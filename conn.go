@@ -133,7 +133,12 @@ func (c *conn) run(ctx context.Context) (CloseReason, error) {
 	go func() {
 		defer wg.Done()
 		err := c.readLoop()
-		c.close(reasonOf(err), err)
+		select {
+		case <-stopping: // the peer hung up on our Goodbye: still our shutdown
+			c.close(CloseShutdown, nil)
+		default:
+			c.close(reasonOf(err), err)
+		}
 	}()
 	go func() {
 		defer wg.Done()

@@ -92,6 +92,8 @@ type Node struct {
 	refs  atomic.Uint64 // Call references
 	reg   registry
 	cl    *cluster // nil for a local-only node
+
+	events nodeEvents // nodeevents.go: node-event watchers, Peers, WaitName
 }
 
 // NewNode checks cfg, fills in its defaults and, for a clustered node,

@@ -89,6 +89,7 @@ func (n *Node) Register(name string, a Address) error {
 		n.cl.broadcastClaim(name, a)
 	}
 	r.mu.Unlock()
+	n.events.claimed(name) // wake WaitName
 
 	if conflict {
 		_ = a.Send(MultipleClaim{Name: name})
@@ -230,6 +231,7 @@ func (r *registry) remoteClaim(name string, a Address) {
 		tell = claims[j]
 	}
 	r.mu.Unlock()
+	r.n.events.claimed(name) // wake WaitName
 	if !tell.IsZero() {
 		_ = tell.Send(MultipleClaim{Name: name})
 	}
