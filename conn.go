@@ -153,6 +153,13 @@ func (c *conn) run(ctx context.Context) (CloseReason, error) {
 		t := time.NewTimer(goodbyeTimeout)
 		select {
 		case <-wrote:
+			// Then let the peer hang up first (the reader ends): closing
+			// with its bytes unread would reset the connection, which
+			// can destroy our Goodbye before the peer reads it.
+			select {
+			case <-c.done:
+			case <-t.C:
+			}
 		case <-t.C:
 		}
 		t.Stop()

@@ -138,8 +138,8 @@ func (n *Node) Peers() []NodeID {
 // without polling Lookup.
 //
 // If ctx ends first, WaitName returns ctx.Err() and leaves nothing
-// behind. It starts no goroutine. An invalid name is an error wrapping
-// ErrBadName.
+// behind (a name already claimed is returned even if ctx has ended). It
+// starts no goroutine. An invalid name is an error wrapping ErrBadName.
 func (n *Node) WaitName(ctx context.Context, name string) (Address, error) {
 	if err := checkName(name); err != nil {
 		return Address{}, err

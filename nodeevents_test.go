@@ -5,6 +5,7 @@ import (
 	"errors"
 	"reflect"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -436,4 +437,45 @@ func TestWaitNameRemote(t *testing.T) {
 	}
 	expectEvents(t, w, "watcher", NodeUp{Node: 1})
 	expectPeers(t, n2, 1, 3)
+}
+
+// A peer that shuts down while this node is sending to it still reports a
+// clean shutdown: its Goodbye must not be lost to a reset connection (a
+// socket closed with unread bytes in it sends a reset, which can destroy
+// the data the other side has not read yet, the Goodbye included).
+func TestNodeDownGoodbyeUnderLoad(t *testing.T) {
+	t.Parallel()
+	tc := newTestCluster(t, 2, nil)
+	tc.connected()
+	n1 := tc.node(1)
+	_, w := watch(t, n1)
+	expectEvents(t, w, "watcher", NodeUp{Node: 2})
+	for round := range 3 {
+		sink, smb := newTestMailbox(t, tc.node(2))
+		to := n1.BindAddress(sink)
+		stop := make(chan struct{})
+		var wg sync.WaitGroup
+		wg.Go(func() {
+			text := strings.Repeat("x", 512)
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				if to.Send(testMsg{Text: text}) != nil {
+					return
+				}
+			}
+		})
+		checkFor(t, testTimeout, func() error { return unless(smb.Len() > 0, "nothing arrived yet") })
+		tc.kill(2)
+		close(stop)
+		wg.Wait()
+		if got := nextEvent(t, w, "watcher"); got != (NodeDown{Node: 2, Reason: CloseGoodbye}) {
+			t.Fatalf("round %d: %#v, want NodeDown{2, goodbye}", round, got)
+		}
+		tc.start(2, nil)
+		expectEvents(t, w, "watcher", NodeUp{Node: 2})
+	}
 }
