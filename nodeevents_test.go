@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"reflect"
+	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -477,5 +478,42 @@ func TestNodeDownGoodbyeUnderLoad(t *testing.T) {
 		}
 		tc.start(2, nil)
 		expectEvents(t, w, "watcher", NodeUp{Node: 2})
+	}
+}
+
+// Register then Unregister with nobody waiting: what the WaitName hook
+// adds to a claim is one atomic load.
+func BenchmarkRegisterUnregister(b *testing.B) {
+	n := newTestNode(b)
+	a, _ := newTestMailbox(b, n)
+	for b.Loop() {
+		if err := n.Register("svc", a); err != nil {
+			b.Fatal(err)
+		}
+		n.Unregister("svc", a)
+	}
+}
+
+// A WaitName that blocks, and the Register that wakes it.
+func BenchmarkWaitNameWake(b *testing.B) {
+	n := newTestNode(b)
+	a, _ := newTestMailbox(b, n)
+	ctx := context.Background()
+	for b.Loop() {
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			if _, err := n.WaitName(ctx, "svc"); err != nil {
+				b.Error(err)
+			}
+		}()
+		for n.events.waiting() == 0 {
+			runtime.Gosched() // until it waits
+		}
+		if err := n.Register("svc", a); err != nil {
+			b.Fatal(err)
+		}
+		<-done
+		n.Unregister("svc", a)
 	}
 }
