@@ -48,13 +48,18 @@ func ExampleNode_MonitorNodes() {
 	_ = node1.MonitorNodes(watcher) // nothing is up yet: no NodeUp now
 	fmt.Println("peers:", node1.Peers())
 
-	_, stop2 := serve(2)
+	node2, stop2 := serve(2)
+	watcher2, events2 := node2.NewMailbox()
+	defer events2.Close()
+	_ = node2.MonitorNodes(watcher2) // a NodeUp at once if node 1 is up already
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	ev, _ := events.Receive(ctx)
 	up := ev.(reign.NodeUp)
 	fmt.Println("node", up.Node, "up")
 	fmt.Println("peers:", node1.Peers())
+	ev, _ = events2.Receive(ctx) // node 2 has it up too
+	fmt.Println("node 2 sees node", ev.(reign.NodeUp).Node, "up")
 
 	stop2() // node 2 shuts down cleanly: it says goodbye
 	ev, _ = events.Receive(ctx)
@@ -65,6 +70,7 @@ func ExampleNode_MonitorNodes() {
 	// peers: []
 	// node 2 up
 	// peers: [2]
+	// node 2 sees node 1 up
 	// node 2 down: goodbye
 	// peers: []
 }

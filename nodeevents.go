@@ -49,6 +49,12 @@ type NodeDown struct {
 // them, and the goroutines waiting in WaitName. Its zero value is ready to
 // use, so a local-only node has one too (with no peers, ever).
 type nodeEvents struct {
+	// deliver serializes the delivery of events (and of a new watcher's
+	// first NodeUps), so every watcher sees them in one order. It is held
+	// while sending; mu is not, so code run by a Send (a tracing hook, a
+	// Codec) may call Peers, Register or WaitName.
+	deliver sync.Mutex
+
 	mu       sync.Mutex
 	watchers []Address      // bound local mailboxes, in subscription order
 	up       map[NodeID]int // connections up per node; a node is up while > 0
@@ -90,21 +96,28 @@ func (n *Node) MonitorNodes(watcher Address) error {
 	}
 	watcher.n = n
 	e := &n.events
+	e.deliver.Lock()
+	defer e.deliver.Unlock()
 	e.mu.Lock()
-	defer e.mu.Unlock()
 	e.watchers = slices.DeleteFunc(e.watchers, func(w Address) bool { return n.table.lookup(w.id) == nil })
 	if n.table.lookup(watcher.id) == nil {
+		e.mu.Unlock()
 		return &SendError{To: watcher, Err: ErrMailboxClosed}
 	}
 	if slices.Contains(e.watchers, watcher) {
+		e.mu.Unlock()
 		return nil
 	}
-	for _, id := range e.peers {
+	e.watchers = append(e.watchers, watcher)
+	up := slices.Clone(e.peers)
+	e.mu.Unlock()
+	// No event is delivered until these are: they come first.
+	for _, id := range up {
 		if watcher.Send(NodeUp{Node: id}) != nil {
+			e.drop([]Address{watcher})
 			return &SendError{To: watcher, Err: ErrMailboxClosed}
 		}
 	}
-	e.watchers = append(e.watchers, watcher)
 	return nil
 }
 
@@ -121,8 +134,8 @@ func (n *Node) DemonitorNodes(watcher Address) {
 
 // Peers returns the IDs of the nodes this node is connected to now, in
 // increasing order (Erlang's nodes()). It agrees with the node events: a
-// node is listed from the moment its NodeUp is sent to watchers until its
-// NodeDown is.
+// node is listed from just before its NodeUp is sent to the watchers until
+// just before its NodeDown is.
 func (n *Node) Peers() []NodeID {
 	e := &n.events
 	e.mu.Lock()
@@ -227,42 +240,68 @@ func (e *nodeEvents) watching() int {
 // nodeUp records one more connection to node; the first makes it up and
 // is reported to the watchers.
 func (e *nodeEvents) nodeUp(node NodeID) {
+	e.deliver.Lock()
+	defer e.deliver.Unlock()
 	e.mu.Lock()
-	defer e.mu.Unlock()
 	if e.up == nil {
 		e.up = map[NodeID]int{}
 	}
 	if e.up[node]++; e.up[node] > 1 {
+		e.mu.Unlock()
 		return // a second peer for one node, which the node layer does not make
 	}
 	i, _ := slices.BinarySearch(e.peers, node)
 	e.peers = slices.Insert(e.peers, i, node)
-	e.tellLocked(NodeUp{Node: node})
+	e.mu.Unlock()
+	e.tell(NodeUp{Node: node})
 }
 
 // nodeDown records the end of a connection to node; the last makes it down
 // and is reported to the watchers.
 func (e *nodeEvents) nodeDown(node NodeID, why CloseReason) {
+	e.deliver.Lock()
+	defer e.deliver.Unlock()
 	e.mu.Lock()
-	defer e.mu.Unlock()
 	if e.up[node] == 0 {
+		e.mu.Unlock()
 		return
 	}
 	if e.up[node]--; e.up[node] > 0 {
+		e.mu.Unlock()
 		return
 	}
 	delete(e.up, node)
 	if i, ok := slices.BinarySearch(e.peers, node); ok {
 		e.peers = slices.Delete(e.peers, i, i+1)
 	}
-	e.tellLocked(NodeDown{Node: node, Reason: why})
+	e.mu.Unlock()
+	e.tell(NodeDown{Node: node, Reason: why})
 }
 
-// tellLocked sends ev to every watcher, dropping those whose mailbox has
-// closed. Called with e.mu held, so every watcher sees the events in one
+// tell sends ev to every watcher and drops those whose mailbox has closed.
+// Called with e.deliver held, so every watcher sees the events in one
 // order, the order Peers changes in. A local Send never blocks.
-func (e *nodeEvents) tellLocked(ev any) {
-	e.watchers = slices.DeleteFunc(e.watchers, func(w Address) bool { return w.Send(ev) != nil })
+func (e *nodeEvents) tell(ev any) {
+	e.mu.Lock()
+	ws := slices.Clone(e.watchers)
+	e.mu.Unlock()
+	var gone []Address
+	for _, w := range ws {
+		if w.Send(ev) != nil {
+			gone = append(gone, w)
+		}
+	}
+	e.drop(gone)
+}
+
+// drop unsubscribes the watchers in gone.
+func (e *nodeEvents) drop(gone []Address) {
+	if len(gone) == 0 {
+		return
+	}
+	e.mu.Lock()
+	e.watchers = slices.DeleteFunc(e.watchers, func(w Address) bool { return slices.Contains(gone, w) })
+	e.mu.Unlock()
 }
 
 // nodeEventsHook is the node events' peerHook. It runs after the link and
