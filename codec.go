@@ -260,6 +260,8 @@ type typeInfo struct {
 var reservedTypes = map[reflect.Type]bool{
 	reflect.TypeFor[MailboxClosed](): true,
 	reflect.TypeFor[MultipleClaim](): true,
+	reflect.TypeFor[NodeUp]():        true, // nodeevents.go
+	reflect.TypeFor[NodeDown]():      true,
 }
 
 // typeRegistry is one node's set of message types: never shared between
@@ -288,6 +290,7 @@ var builtinTypes = []any{
 	float32(0), float64(0),
 	[]string(nil), map[string]string(nil), map[string]any(nil), []any(nil),
 	Address{}, MailboxClosed{}, MultipleClaim{}, (*RemoteError)(nil),
+	NodeUp{}, NodeDown{}, // reserved (nodeevents.go): registered so a peer naming them is refused and counted
 }
 
 // typeName is the name a type is registered under by default: its package

@@ -143,7 +143,12 @@ func (c *conn) run(ctx context.Context) (CloseReason, error) {
 	go func() {
 		defer wg.Done()
 		err := c.readLoop()
-		c.close(reasonOf(err), err)
+		select {
+		case <-stopping: // the peer hung up on our Goodbye: still our shutdown
+			c.close(CloseShutdown, nil)
+		default:
+			c.close(reasonOf(err), err)
+		}
 	}()
 	go func() {
 		defer wg.Done()
@@ -158,6 +163,13 @@ func (c *conn) run(ctx context.Context) (CloseReason, error) {
 		t := time.NewTimer(goodbyeTimeout)
 		select {
 		case <-wrote:
+			// Then let the peer hang up first (the reader ends): closing
+			// with its bytes unread would reset the connection, which
+			// can destroy our Goodbye before the peer reads it.
+			select {
+			case <-c.done:
+			case <-t.C:
+			}
 		case <-t.C:
 		}
 		t.Stop()

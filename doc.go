@@ -22,7 +22,11 @@
 // and the side when the request or the reply cannot travel (a type not
 // registered on a node, a body the codec refuses). Node.Register and Node.Lookup are
 // a cluster-wide registry of names, the usual way to get a first Address
-// on another node (Erlang's global). Package gen, in this module, builds
+// on another node (Erlang's global); Node.WaitName waits for a name to be
+// claimed, instead of polling Lookup. Node.MonitorNodes is Erlang's
+// net_kernel:monitor_nodes: a watcher receives NodeUp and NodeDown (with
+// the CloseReason: goodbye for a clean shutdown) as other nodes come and
+// go, and Node.Peers lists those up. Package gen, in this module, builds
 // OTP's gen_server behaviour on these.
 //
 // # Why
@@ -73,7 +77,11 @@
 // locally and across nodes. Nothing is delivered twice. Across a lost
 // connection messages in flight may be lost, as in Erlang, but never
 // silently: every watcher of a mailbox on that node receives MailboxClosed
-// with reason NoConnection. A Send to a local mailbox never blocks; a Send
+// with reason NoConnection (and then every node-event watcher a NodeDown).
+// A node-event watcher sees each node's NodeUp and NodeDown alternate.
+// MailboxClosed, MultipleClaim, NodeUp and NodeDown are made only by the
+// node: one arriving from another node as a message is refused as a
+// forgery. A Send to a local mailbox never blocks; a Send
 // to a remote one waits while that peer's outgoing buffer is over
 // Config.SendBufferLimit (or while it writes to a quiet connection itself),
 // and never past the loss of the connection.

@@ -126,9 +126,9 @@ var (
 	ErrTooDeep = errors.New("reign: message nested too deep")
 
 	// ErrReservedType: a message's type is one whose values only a node
-	// makes, from what it sees itself (MailboxClosed, MultipleClaim): it
-	// cannot be sent to another node, and one arriving from another node
-	// is a forgery, refused and counted.
+	// makes, from what it sees itself (MailboxClosed, MultipleClaim,
+	// NodeUp, NodeDown): it cannot be sent to another node, and one
+	// arriving from another node is a forgery, refused and counted.
 	ErrReservedType = errors.New("reign: message type is reserved to the node")
 )
 

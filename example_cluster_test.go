@@ -71,12 +71,12 @@ func ExampleNode_Serve() {
 	}()
 
 	// node 2: find it (the registry reaches node 2 once they connect) and greet
-	var addr reign.Address
-	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
-		var ok bool
-		if addr, ok = node2.Lookup("greeter"); ok {
-			break
-		}
+	wait, stop := context.WithTimeout(ctx, 10*time.Second)
+	defer stop()
+	addr, err := node2.WaitName(wait, "greeter")
+	if err != nil {
+		fmt.Println(err)
+		return
 	}
 	me, myInbox := node2.NewMailbox()
 	if err := addr.Send(Greeting{Text: "hi", From: me}); err != nil {
@@ -84,8 +84,6 @@ func ExampleNode_Serve() {
 		return
 	}
 
-	wait, stop := context.WithTimeout(ctx, 10*time.Second)
-	defer stop()
 	reply, err := myInbox.Receive(wait)
 	if err != nil {
 		fmt.Println(err)

@@ -151,7 +151,8 @@ type Node struct {
 	reg   registry
 	cl    *cluster // nil for a local-only node
 
-	born time.Time // when NewNode made it, for Snapshot's uptime
+	born   time.Time  // when NewNode made it, for Snapshot's uptime
+	events nodeEvents // nodeevents.go: node-event watchers, Peers, WaitName
 }
 
 // NewNode checks cfg, fills in its defaults and, for a clustered node,

@@ -95,6 +95,7 @@ func (n *Node) Register(name string, a Address) error {
 		n.cl.broadcastClaim(name, a)
 	}
 	r.mu.Unlock()
+	n.events.claimed(name) // wake WaitName
 
 	if conflict {
 		_ = a.Send(MultipleClaim{Name: name})
@@ -249,6 +250,7 @@ func (r *registry) remoteClaim(name string, a Address) error {
 		tell = claims[j]
 	}
 	r.mu.Unlock()
+	r.n.events.claimed(name) // wake WaitName
 	if !tell.IsZero() {
 		_ = tell.Send(MultipleClaim{Name: name})
 	}

@@ -15,7 +15,9 @@ import (
 const DefaultTimeout = 5 * time.Second
 
 // ErrNoServer: no server is registered under the name given to Call or
-// Cast (Erlang's noproc).
+// Cast (Erlang's noproc). They fail with it at once, as gen_server:call
+// does, rather than wait for the name: to wait for a server that is
+// starting, call reign.Node.WaitName first, within the same ctx.
 var ErrNoServer = errors.New("reign: no server registered under that name")
 
 // Target is how Call and Cast name a server: its registered name, looked

@@ -12,8 +12,9 @@
 //	./reign_sample 1     (first terminal)
 //	./reign_sample 2     (second terminal)
 //
-// Nodes that start late or restart join the conversation; "node N joined"
-// and "node N left (reason)" say who comes and goes. End of input (Ctrl-D)
+// Nodes that start late, restart, or come back after the network between
+// them heals join the conversation; "node N joined" and "node N left
+// (reason)" say who comes and goes (from node events, not by polling). End of input (Ctrl-D)
 // or Ctrl-C leaves cleanly. The chat itself is package chat.
 //
 // Only errors are logged, on standard error, so that the node's log does

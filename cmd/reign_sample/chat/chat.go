@@ -8,13 +8,20 @@
 //   - each chat node registers its chat mailbox under the name "chat".
 //     Every node claims the name at once, which is what LookupAll is for:
 //     each node's claim is one entry, and the MultipleClaim messages the
-//     registry sends about it are expected and ignored;
+//     registry sends about it are expected and ignored. It also registers
+//     the mailbox under NodeName(its ID), a name only it claims, by which
+//     the others find it;
 //   - a typed line is sent to every Address of LookupAll("chat") but the
 //     node's own, read afresh for each line, so late joiners get it;
-//   - the receive loop polls LookupAll every PollInterval (a receive with
-//     a timeout, Erlang's receive ... after); a chat Address it has not
-//     seen before is announced as "node N joined", and watched with
-//     OnCloseNotify, whose MailboxClosed announces "node N left (reason)".
+//   - the chat mailbox watches node events (Node.MonitorNodes): for each
+//     NodeUp, including those for nodes already up when the chat starts,
+//     it waits for that node's chat name to arrive (Node.WaitName, on a
+//     goroutine of its own that ends with the connection), announces
+//     "node N joined", and watches the chat mailbox found with
+//     OnCloseNotify, whose MailboxClosed announces "node N left
+//     (reason)". A node that comes back, after a restart or a partition
+//     that healed, brings a new NodeUp and is announced again. Nothing
+//     polls.
 package chat
 
 import (
@@ -25,7 +32,6 @@ import (
 	"io"
 	"strings"
 	"sync"
-	"time"
 
 	"github.com/reign-go/reign"
 )
@@ -33,8 +39,9 @@ import (
 // Name is the registry name every chat node claims for its chat mailbox.
 const Name = "chat"
 
-// PollInterval is how often a chat node looks for new chat nodes.
-const PollInterval = 200 * time.Millisecond
+// NodeName is the registry name only the chat node on node id claims for
+// its chat mailbox: how the others wait for it when node id comes up.
+func NodeName(id reign.NodeID) string { return fmt.Sprintf("%s/%d", Name, id) }
 
 // Line is one chat line, as sent from node to node. Both ends register it
 // with RegisterType (Run does).
@@ -85,7 +92,12 @@ func Run(ctx context.Context, node *reign.Node, in io.Reader, out io.Writer) err
 
 	self, mb := node.NewMailbox()
 	defer mb.Close()
-	if err := node.Register(Name, self); err != nil {
+	for _, name := range []string{Name, NodeName(node.ID())} {
+		if err := node.Register(name, self); err != nil {
+			return err
+		}
+	}
+	if err := node.MonitorNodes(self); err != nil {
 		return err
 	}
 
@@ -127,39 +139,65 @@ func Run(ctx context.Context, node *reign.Node, in io.Reader, out io.Writer) err
 		stop(errInputDone)
 	}()
 
-	known := map[reign.Address]bool{} // chat mailboxes announced as joined
-	gone := map[reign.Address]bool{}  // and since announced as left
-	look := func() {
-		for _, a := range node.LookupAll(Name) {
-			if a == self || known[a] || gone[a] {
-				continue
-			}
-			known[a] = true
-			say("node %d joined", a.NodeID())
-			a.OnCloseNotify(self)
-		}
+	// For each node up, a finder waits for its chat name and sends what it
+	// found to the chat mailbox. A finder is cancelled when its node goes
+	// down, and they all end before Run returns.
+	var finders sync.WaitGroup
+	defer finders.Wait()
+	type finder struct {
+		gen    uint64 // which NodeUp of the node it serves
+		cancel context.CancelFunc
 	}
+	finding := map[reign.NodeID]finder{}
+	defer func() {
+		for _, f := range finding {
+			f.cancel()
+		}
+	}()
+	var gen uint64
+	members := map[reign.Address]bool{} // chat mailboxes announced as joined, not yet as left
+
 	for {
-		look()
-		wait, cancel := context.WithTimeout(loopCtx, PollInterval)
-		v, err := mb.Receive(wait)
-		cancel()
+		v, err := mb.Receive(loopCtx)
 		if err != nil {
 			if loopCtx.Err() != nil {
 				break
-			}
-			if errors.Is(err, context.DeadlineExceeded) {
-				continue
 			}
 			return err // the mailbox closed under us: cannot happen
 		}
 		switch m := v.(type) {
 		case Line:
 			say("[node %d] %s", m.From, m.Text)
+		case reign.NodeUp:
+			gen++
+			g := gen
+			ctx, cancel := context.WithCancel(loopCtx)
+			finding[m.Node] = finder{gen: g, cancel: cancel}
+			finders.Go(func() {
+				if a, err := node.WaitName(ctx, NodeName(m.Node)); err == nil {
+					_ = self.Send(found{node: m.Node, gen: g, addr: a})
+				}
+			})
+		case reign.NodeDown:
+			// Its chat mailbox, if announced, is announced as left by
+			// the MailboxClosed that came before this NodeDown.
+			if f, ok := finding[m.Node]; ok {
+				f.cancel()
+				delete(finding, m.Node)
+			}
+		case found:
+			f, ok := finding[m.node]
+			if !ok || f.gen != m.gen {
+				continue // from a connection that has ended since
+			}
+			f.cancel()
+			delete(finding, m.node)
+			members[m.addr] = true
+			say("node %d joined", m.node)
+			m.addr.OnCloseNotify(self)
 		case reign.MailboxClosed:
-			if known[m.Address] {
-				delete(known, m.Address)
-				gone[m.Address] = true
+			if members[m.Address] {
+				delete(members, m.Address)
 				say("node %d left (%v)", m.Address.NodeID(), m.Reason)
 			}
 		case reign.MultipleClaim:
@@ -170,4 +208,12 @@ func Run(ctx context.Context, node *reign.Node, in io.Reader, out io.Writer) err
 		return err
 	}
 	return nil
+}
+
+// found is what a finder sends the chat mailbox: the chat mailbox of a node
+// that came up. It never leaves the node, so it needs no registration.
+type found struct {
+	node reign.NodeID
+	gen  uint64
+	addr reign.Address
 }
