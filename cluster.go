@@ -71,6 +71,7 @@ func newCluster(n *Node) (*cluster, error) {
 	c.hooks = []peerHook{
 		linkHook{},     // link.go: fire links to the peer's mailboxes, forget its watches
 		registryHook{}, // registry.go: send our claims; drop the peer's
+		groupHook{},    // groups.go: send our memberships; drop the peer's
 	}
 	for _, ns := range spec.Nodes {
 		if ns.ID == n.id {

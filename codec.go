@@ -260,6 +260,7 @@ type typeInfo struct {
 var reservedTypes = map[reflect.Type]bool{
 	reflect.TypeFor[MailboxClosed](): true,
 	reflect.TypeFor[MultipleClaim](): true,
+	reflect.TypeFor[GroupChanged]():  true,
 }
 
 // typeRegistry is one node's set of message types: never shared between
@@ -287,7 +288,7 @@ var builtinTypes = []any{
 	uint(0), uint8(0), uint16(0), uint32(0), uint64(0),
 	float32(0), float64(0),
 	[]string(nil), map[string]string(nil), map[string]any(nil), []any(nil),
-	Address{}, MailboxClosed{}, MultipleClaim{}, (*RemoteError)(nil),
+	Address{}, MailboxClosed{}, MultipleClaim{}, (*RemoteError)(nil), GroupChanged{},
 }
 
 // typeName is the name a type is registered under by default: its package

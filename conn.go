@@ -245,6 +245,9 @@ var frameHandlers = [wire.MaxType + 1]frameHandler{
 	wire.TypeRegClaim:    handleRegClaim,    // registry.go
 	wire.TypeRegRelease:  handleRegRelease,  // registry.go
 	wire.TypeRegSyncDone: handleRegSyncDone, // registry.go
+	wire.TypeGroupJoin:   handleGroupJoin,   // groups.go
+	wire.TypeGroupLeave:  handleGroupLeave,  // groups.go
+	wire.TypeGroupSync:   handleGroupSync,   // groups.go
 }
 
 // handleHeartbeat: any frame is liveness; this one carries nothing else.

@@ -430,4 +430,5 @@ func (m *Mailbox) CloseWithError(err error) {
 	m.n.table.remove(m.id)
 	wakeAll(w)
 	m.n.mailboxClosed(m.Address(), links, err)
+	m.n.pg.release(m.Address()) // groups.go: leave its groups, end its monitors
 }

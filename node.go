@@ -63,6 +63,21 @@ type Config struct {
 	// listen address from the cluster spec; the node closes it when Serve
 	// returns. Tests use it to listen on 127.0.0.1:0 without races.
 	Listener net.Listener
+
+	// Process groups (groups.go). A peer that would cross either bound
+	// with a GroupJoin is disconnected with CloseLimitExceeded (counted
+	// in Stats.Closes) and its memberships are dropped, as on any
+	// disconnection; it reconnects and resynchronizes if it can.
+
+	// MaxPeerGroups is the most process groups that one peer's mailboxes
+	// may be members of, as this node records them (each group name is up
+	// to MaxGroupNameLen bytes). Zero means DefaultMaxPeerGroups (65,536).
+	MaxPeerGroups int
+
+	// MaxPeerGroupMembers is the most group memberships (a mailbox in a
+	// group) that one peer may hold on this node, in all its groups. Zero
+	// means DefaultMaxPeerGroupMembers (262,144).
+	MaxPeerGroupMembers int
 }
 
 // Default values of the Config fields whose zero value means "default".
@@ -91,6 +106,7 @@ type Node struct {
 	table mailboxTable
 	refs  atomic.Uint64 // Call references
 	reg   registry
+	pg    groupTable
 	cl    *cluster // nil for a local-only node
 }
 
@@ -131,6 +147,9 @@ func NewNode(cfg Config) (*Node, error) {
 		return nil, &ConfigError{Field: "Config.SendBufferLimit", Msg: "negative"}
 	case cfg.MaxFrameSize < 1024 || cfg.MaxFrameSize > 1<<30:
 		return nil, &ConfigError{Field: "Config.MaxFrameSize", Msg: fmt.Sprintf("%d is outside 1 KiB to 1 GiB", cfg.MaxFrameSize)}
+	}
+	if err := cfg.groupDefaults(); err != nil {
+		return nil, err
 	}
 	n := &Node{
 		id:    cfg.NodeID,
