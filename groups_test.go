@@ -6,6 +6,7 @@ import (
 	"reflect"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -475,5 +476,111 @@ func TestGroupsHostile(t *testing.T) {
 		}
 		f.close()
 		checkFor(t, 5*time.Second, func() error { return unless(h.n4.Stats().PeersUp == 2, "the fake peer gone") })
+	})
+}
+
+// A message that cannot go to another node is sent to nobody, local
+// members included.
+func TestGroupsBroadcastUnsendable(t *testing.T) {
+	t.Parallel()
+	tc := newTestCluster(t, 2, nil)
+	tc.connected()
+	n1, n2 := tc.node(1), tc.node(2)
+	a1, m1 := newTestMailbox(t, n1)
+	a2, _ := newTestMailbox(t, n2)
+	if err := n1.JoinGroup("g", a1); err != nil {
+		t.Fatal(err)
+	}
+	if err := n2.JoinGroup("g", a2); err != nil {
+		t.Fatal(err)
+	}
+	checkFor(t, 5*time.Second, func() error { return membersOn("g", []Address{a1, a2}, n1) })
+	type unregistered struct{ X int }
+	for _, msg := range []any{unregistered{1}, GroupChanged{Group: "g"}} {
+		if k, err := n1.Broadcast("g", msg); k != 0 || err == nil {
+			t.Fatalf("Broadcast(%T) = %d, %v; want an error", msg, k, err)
+		}
+	}
+	if v, ok := m1.ReceiveAsync(); ok {
+		t.Fatalf("the local member got %#v", v)
+	}
+}
+
+// Joins, leaves and closes on every node while the connection between
+// nodes 1 and 2 is cut and comes back: once it is quiet, every node sees
+// the same members.
+func TestGroupsConvergeUnderChurn(t *testing.T) {
+	t.Parallel()
+	tc, p := newProxiedCluster(t, nil)
+	nodes := []*Node{tc.node(1), tc.node(2), tc.node(3)}
+	before := nodes[0].Stats().Connects
+	gg := newGoGroup(t)
+	var mu sync.Mutex
+	var kept []Address // members at the end, by construction
+	for i, n := range nodes {
+		gg.Go(func() {
+			var mine []*Mailbox
+			// churn until node 1 has reconnected to node 2 (so joins
+			// and leaves cross the resync), at least 200 operations
+			for k := 0; k < 200 || k < 5000 && (k%10 != 0 || nodes[0].Stats().Connects == before); k++ {
+				a, m := n.NewMailbox()
+				mine = append(mine, m)
+				group := fmt.Sprintf("g%d", k%3)
+				_ = n.JoinGroup(group, a)
+				switch k % 4 {
+				case 1:
+					_ = n.LeaveGroup(group, a)
+				case 2:
+					m.Close()
+				case 3:
+					_ = n.JoinGroup(group, a) // twice: one leave keeps it
+					_ = n.LeaveGroup(group, a)
+					mu.Lock()
+					kept = append(kept, a)
+					mu.Unlock()
+				default:
+					mu.Lock()
+					kept = append(kept, a)
+					mu.Unlock()
+				}
+				if i == 0 && k == 50 {
+					p.Cut()
+				}
+			}
+			t.Cleanup(func() {
+				for _, m := range mine {
+					m.Close()
+				}
+			})
+		})
+	}
+	gg.wg.Wait()
+	checkFor(t, 10*time.Second, func() error {
+		return unless(nodes[0].Stats().Connects > before && nodes[0].Stats().PeersUp == 2, "node 1 reconnected to node 2")
+	})
+	mu.Lock()
+	defer mu.Unlock()
+	// what each node holds of its own is what the churn left
+	byGroup := map[string][]Address{}
+	var local []Address
+	for _, n := range nodes {
+		for _, g := range n.Groups() {
+			byGroup[g] = append(byGroup[g], n.LocalMembers(g)...)
+			local = append(local, n.LocalMembers(g)...)
+		}
+	}
+	slices.SortFunc(local, compareAddress)
+	slices.SortFunc(kept, compareAddress)
+	if !slices.Equal(local, kept) {
+		t.Fatalf("local members %v, want %v", local, kept)
+	}
+	// and every node agrees
+	checkFor(t, 10*time.Second, func() error {
+		for g, want := range byGroup {
+			if err := membersOn(g, want, nodes...); err != nil {
+				return err
+			}
+		}
+		return nil
 	})
 }
