@@ -19,8 +19,10 @@
 // request and its reply (an error reply is Call's error), failing fast,
 // with the cause, when the server dies. Node.Register and Node.Lookup are
 // a cluster-wide registry of names, the usual way to get a first Address
-// on another node (Erlang's global). Package gen, in this module, builds
-// OTP's gen_server behaviour on these.
+// on another node (Erlang's global). Node.JoinGroup, Node.Members and
+// Node.Broadcast are process groups (Erlang's pg), synchronized between
+// nodes like names. Package gen, in this module, builds OTP's gen_server
+// behaviour on these.
 //
 // # Why
 //
