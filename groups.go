@@ -19,9 +19,12 @@ import (
 // GroupChanged is sent to a mailbox that monitors a process group
 // (Node.MonitorGroup) when mailboxes join or leave it, as its node sees
 // them: Joined and Left list the mailboxes that became members and those
-// that stopped being members, ordered by node ID, then mailbox. One change
-// (a join, a leave, a mailbox closing, a node lost or synchronized) gives
-// one message; at least one of the lists is non-empty.
+// that stopped being members, ordered by node ID, then mailbox. A join or
+// a leave (a mailbox closing among them) gives one message naming one
+// mailbox, whichever node it is on (so does each membership a peer's
+// sync brings when it connects); a peer lost gives one message per group
+// it had members in, listing them all in Left. At least one list is
+// non-empty.
 //
 // A GroupChanged is made only by the node itself: it is not sent to
 // other nodes, and one arriving from another node is refused as a forgery
@@ -110,7 +113,9 @@ type remoteSet struct {
 	refs []wire.Ref
 }
 
-func compareAddress(a, b Address) int {
+// compareMembers orders Addresses by node, incarnation, then mailbox ID:
+// the order of Members and of GroupChanged's lists.
+func compareMembers(a, b Address) int {
 	if c := cmp.Compare(a.node, b.node); c != 0 {
 		return c
 	}
@@ -155,8 +160,9 @@ func (grp *group) tell(name string, joined, left []Address) {
 	}
 }
 
-// checkLocal checks that a is an open mailbox of n and returns it bound.
-func (n *Node) checkLocal(a Address) (Address, error) {
+// groupCheckLocal checks that a is an open mailbox of n (a member or a
+// watcher to be) and returns it bound.
+func (n *Node) groupCheckLocal(a Address) (Address, error) {
 	switch {
 	case a.IsZero():
 		return a, ErrZeroAddress
@@ -186,7 +192,7 @@ func (n *Node) JoinGroup(group string, a Address) error {
 	if err := checkGroupName(group); err != nil {
 		return err
 	}
-	a, err := n.checkLocal(a)
+	a, err := n.groupCheckLocal(a)
 	if err != nil {
 		return err
 	}
@@ -368,7 +374,7 @@ func (g *groupTable) plan(name string, self NodeID) *groupPlan {
 // build arranges grp's members for sending. The caller holds g.mu for
 // writing.
 func (g *groupTable) build(grp *group, self NodeID) *groupPlan {
-	p := &groupPlan{all: slices.SortedFunc(maps.Keys(grp.members), compareAddress)}
+	p := &groupPlan{all: slices.SortedFunc(maps.Keys(grp.members), compareMembers)}
 	for i := 0; i < len(p.all); {
 		node := p.all[i].node
 		j := i
@@ -405,7 +411,7 @@ func (n *Node) MonitorGroup(group string, watcher Address) ([]Address, error) {
 	if err := checkGroupName(group); err != nil {
 		return nil, err
 	}
-	watcher, err := n.checkLocal(watcher)
+	watcher, err := n.groupCheckLocal(watcher)
 	if err != nil {
 		return nil, err
 	}
@@ -563,7 +569,7 @@ func (groupHook) peerDown(p *peer, cn *conn, _ CloseReason) {
 			delete(grp.members, a)
 			left = append(left, a)
 		}
-		slices.SortFunc(left, compareAddress)
+		slices.SortFunc(left, compareMembers)
 		grp.plan = nil
 		grp.tell(group, nil, left)
 		g.tidy(group, grp)

@@ -21,7 +21,7 @@ func membersOn(group string, want []Address, nodes ...*Node) error {
 		for i, a := range want {
 			w[i] = n.BindAddress(a)
 		}
-		slices.SortFunc(w, compareAddress)
+		slices.SortFunc(w, compareMembers)
 		if got := n.Members(group); !slices.Equal(got, w) {
 			return fmt.Errorf("%v: Members(%q) = %v, want %v", n, group, got, w)
 		}
@@ -217,7 +217,7 @@ func TestGroupsAcrossNodes(t *testing.T) {
 		}
 		seen = append(seen, gc.Joined[0])
 	}
-	slices.SortFunc(seen, compareAddress)
+	slices.SortFunc(seen, compareMembers)
 	if !slices.Equal(seen, []Address{n3.BindAddress(a1), n3.BindAddress(a2), n3.BindAddress(b2), a3}) {
 		t.Fatalf("watcher saw joins of %v", seen)
 	}
@@ -569,8 +569,8 @@ func TestGroupsConvergeUnderChurn(t *testing.T) {
 			local = append(local, n.LocalMembers(g)...)
 		}
 	}
-	slices.SortFunc(local, compareAddress)
-	slices.SortFunc(kept, compareAddress)
+	slices.SortFunc(local, compareMembers)
+	slices.SortFunc(kept, compareMembers)
 	if !slices.Equal(local, kept) {
 		t.Fatalf("local members %v, want %v", local, kept)
 	}
