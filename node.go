@@ -206,7 +206,7 @@ func (n *Node) NewMailbox() (Address, *Mailbox) {
 // this node and others, under its default name: its package path and type name. Every node that sends or
 // receives the type must register it, each for itself: there is no global
 // registration. Registering the same type again does nothing. Strings,
-// numbers, []byte, bool, Address, MailboxClosed and MultipleClaim are
+// numbers, []byte, bool, Address, MailboxClosed, MultipleClaim and GroupChanged are
 // registered already. Messages sent only between mailboxes of one node need
 // no registration. Every value is tried; the error joins the failures, each
 // naming its type.
