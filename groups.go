@@ -489,9 +489,6 @@ func (n *Node) Broadcast(group string, msg any) (int, error) {
 	var body []byte
 	var info *typeInfo
 	if len(p.remote) > 0 {
-		if msg == nil {
-			return 0, &TypeError{Type: "nil"}
-		}
 		sb := scratchPool.Get().(*scratch)
 		defer scratchPool.Put(sb)
 		var err error
