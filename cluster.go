@@ -74,6 +74,7 @@ func newCluster(n *Node) (*cluster, error) {
 		linkHook{},     // link.go: fire links to the peer's mailboxes, forget its watches
 		registryHook{}, // registry.go: send our claims; drop the peer's
 		callHook{},     // call.go: fail the calls forwarded through the peer
+		groupHook{},    // groups.go: send our memberships; drop the peer's
 		// nodeevents.go: NodeUp, NodeDown; last, so links have fired and names are gone
 		nodeEventsHook{},
 	}

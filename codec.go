@@ -262,6 +262,7 @@ var reservedTypes = map[reflect.Type]bool{
 	reflect.TypeFor[MultipleClaim](): true,
 	reflect.TypeFor[NodeUp]():        true, // nodeevents.go
 	reflect.TypeFor[NodeDown]():      true,
+	reflect.TypeFor[GroupChanged]():  true,
 }
 
 // typeRegistry is one node's set of message types: never shared between
@@ -289,7 +290,7 @@ var builtinTypes = []any{
 	uint(0), uint8(0), uint16(0), uint32(0), uint64(0),
 	float32(0), float64(0),
 	[]string(nil), map[string]string(nil), map[string]any(nil), []any(nil),
-	Address{}, MailboxClosed{}, MultipleClaim{}, (*RemoteError)(nil),
+	Address{}, MailboxClosed{}, MultipleClaim{}, (*RemoteError)(nil), GroupChanged{},
 	NodeUp{}, NodeDown{}, // reserved (nodeevents.go): registered so a peer naming them is refused and counted
 }
 

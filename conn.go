@@ -273,6 +273,9 @@ var frameHandlers = [wire.MaxType + 1]frameHandler{
 	wire.TypePing:        handlePing,        // traffic.go
 	wire.TypePong:        handlePong,        // traffic.go
 	wire.TypeCallFailed:  handleCallFailed,  // call.go
+	wire.TypeGroupJoin:   handleGroupJoin,   // groups.go
+	wire.TypeGroupLeave:  handleGroupLeave,  // groups.go
+	wire.TypeGroupSync:   handleGroupSync,   // groups.go
 }
 
 // handleHeartbeat: any frame is liveness; this one carries nothing else.

@@ -23,7 +23,9 @@
 // registered on a node, a body the codec refuses). Node.Register and Node.Lookup are
 // a cluster-wide registry of names, the usual way to get a first Address
 // on another node (Erlang's global); Node.WaitName waits for a name to be
-// claimed, instead of polling Lookup. Node.MonitorNodes is Erlang's
+// claimed, instead of polling Lookup. Node.JoinGroup, Node.Members and
+// Node.Broadcast are process groups (Erlang's pg), synchronized between
+// nodes like names. Node.MonitorNodes is Erlang's
 // net_kernel:monitor_nodes: a watcher receives NodeUp and NodeDown (with
 // the CloseReason: goodbye for a clean shutdown) as other nodes come and
 // go, and Node.Peers lists those up. Package gen, in this module, builds

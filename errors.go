@@ -168,3 +168,19 @@ var (
 	// forwarded Requests (a bound on what it holds for them).
 	ErrTooManyForwarded = errors.New("reign: too many forwarded calls awaiting answers")
 )
+
+// Process groups' sentinels (groups.go).
+var (
+	// ErrBadGroupName: a process group name that is empty or longer than
+	// MaxGroupNameLen.
+	ErrBadGroupName = errors.New("reign: bad group name")
+
+	// ErrNotJoined: LeaveGroup of a mailbox that is not a member of the
+	// group (Erlang pg's not_joined).
+	ErrNotJoined = errors.New("reign: not a member of the group")
+
+	// ErrGroupLimit: a peer crossed Config.MaxPeerGroups or
+	// Config.MaxPeerGroupMembers; its connection was closed with
+	// CloseLimitExceeded.
+	ErrGroupLimit = errors.New("reign: peer crossed a process group limit")
+)

@@ -437,6 +437,7 @@ func (m *Mailbox) CloseWithError(err error) {
 		m.n.traceClose(m.Address(), reason)
 	}
 	m.n.mailboxClosed(m.Address(), links, err)
+	m.n.pg.release(m.Address()) // groups.go: leave its groups, end its monitors
 }
 
 // stat reports, for Node.Snapshot, the number of queued messages and of

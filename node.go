@@ -120,6 +120,21 @@ type Config struct {
 	// buffer therefore holds at most SendBufferLimit + MaxFrameSize +
 	// ControlBufferLimit bytes. Zero means SendBufferLimit.
 	ControlBufferLimit int
+
+	// Process groups (groups.go). A peer that would cross either bound
+	// with a GroupJoin is disconnected with CloseLimitExceeded (counted
+	// in Stats.Closes) and its memberships are dropped, as on any
+	// disconnection; it reconnects and resynchronizes if it can.
+
+	// MaxPeerGroups is the most process groups that one peer's mailboxes
+	// may be members of, as this node records them (each group name is up
+	// to MaxGroupNameLen bytes). Zero means DefaultMaxPeerGroups (65,536).
+	MaxPeerGroups int
+
+	// MaxPeerGroupMembers is the most group memberships (a mailbox in a
+	// group) that one peer may hold on this node, in all its groups. Zero
+	// means DefaultMaxPeerGroupMembers (262,144).
+	MaxPeerGroupMembers int
 }
 
 // Default values of the Config fields whose zero value means "default".
@@ -149,6 +164,7 @@ type Node struct {
 	refs  atomic.Uint64 // Call references
 	calls callTable     // call.go: Requests sent to peers, awaiting answers
 	reg   registry
+	pg    groupTable
 	cl    *cluster // nil for a local-only node
 
 	born   time.Time  // when NewNode made it, for Snapshot's uptime
@@ -195,6 +211,9 @@ func NewNode(cfg Config) (*Node, error) {
 		return nil, &ConfigError{Field: "Config.SendBufferLimit", Msg: "negative"}
 	case cfg.MaxFrameSize < 1024 || cfg.MaxFrameSize > 1<<30:
 		return nil, &ConfigError{Field: "Config.MaxFrameSize", Msg: fmt.Sprintf("%d is outside 1 KiB to 1 GiB", cfg.MaxFrameSize)}
+	}
+	if err := cfg.groupDefaults(); err != nil {
+		return nil, err
 	}
 	n := &Node{
 		id:    cfg.NodeID,
@@ -252,7 +271,7 @@ func (n *Node) NewMailbox() (Address, *Mailbox) {
 // this node and others, under its default name: its package path and type name. Every node that sends or
 // receives the type must register it, each for itself: there is no global
 // registration. Registering the same type again does nothing. Strings,
-// numbers, []byte, bool, Address, MailboxClosed and MultipleClaim are
+// numbers, []byte, bool, Address, MailboxClosed, MultipleClaim and GroupChanged are
 // registered already. Messages sent only between mailboxes of one node need
 // no registration. Every value is tried; the error joins the failures, each
 // naming its type.

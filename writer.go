@@ -335,3 +335,65 @@ func (n *Node) sendRemote(a Address, msg any) error {
 	}
 	return nil
 }
+
+// queueMessages queues a Message frame carrying body, an encoding of type
+// info, for each mailbox of tos (the peer's), and wakes the writer: unlike
+// sendValue it never writes inline, so a Broadcast that visits many
+// connections in turn leaves each writer a batch to send in one write,
+// instead of paying a write (a TLS record and a syscall) per message on
+// every connection whose last write is older than inlineGap. It waits
+// while the buffer is over its limit, as sendValue does, and returns how
+// many frames it queued.
+func (c *conn) queueMessages(tos []wire.Ref, info *typeInfo, body []byte) (int, error) {
+	if len(body)+64 > c.maxFrame {
+		return 0, fmt.Errorf("%w: %s encodes to %d bytes, over the peer's %d-byte frame limit", ErrFrameTooLarge, info.name, len(body), c.maxFrame)
+	}
+	c.mu.Lock()
+	for len(c.out) > c.limit && !c.closed {
+		if c.room == nil {
+			c.room = make(chan struct{})
+		}
+		room := c.room
+		c.mu.Unlock()
+		<-room
+		c.mu.Lock()
+	}
+	if c.closed {
+		c.mu.Unlock()
+		return 0, ErrNodeUnreachable
+	}
+	wasEmpty := len(c.out) == 0
+	id := c.typeNumber(info)
+	out := c.out
+	for _, to := range tos {
+		var start int
+		out, start = wire.BeginFrame(out, wire.TypeMessage)
+		out = wire.AppendMessage(out, wire.Message{To: to, TypeID: id, Body: body})
+		out, _ = wire.EndFrame(out, start, c.maxFrame) // fits: checked above
+	}
+	c.out = out
+	c.mu.Unlock()
+	if wasEmpty {
+		c.kick()
+	}
+	return len(tos), nil
+}
+
+// typeNumber returns info's type number on this connection, assigning the
+// next one, and queueing its TypeDef frame, the first time. The caller
+// holds c.mu.
+func (c *conn) typeNumber(info *typeInfo) uint32 {
+	if info.index >= len(c.types) {
+		c.types = append(c.types, make([]uint32, info.index+1-len(c.types))...)
+	}
+	id := c.types[info.index]
+	if id == 0 {
+		c.ntypes++
+		id = c.ntypes
+		c.types[info.index] = id
+		out, start := wire.BeginFrame(c.out, wire.TypeTypeDef)
+		out = wire.AppendTypeDef(out, wire.TypeDef{ID: id, Name: info.name})
+		c.out, _ = wire.EndFrame(out, start, c.maxFrame)
+	}
+	return id
+}

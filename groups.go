@@ -1,0 +1,670 @@
+package reign
+
+// Process groups, after Erlang's pg: named sets of mailboxes anywhere in
+// the cluster, joined and left by their own node, synchronized between
+// nodes like registry names, and a Broadcast that sends one message to
+// every member with one encoding and batched writes.
+
+import (
+	"cmp"
+	"errors"
+	"fmt"
+	"maps"
+	"slices"
+	"sync"
+
+	"github.com/reign-go/reign/internal/wire"
+)
+
+// GroupChanged is sent to a mailbox that monitors a process group
+// (Node.MonitorGroup) when mailboxes join or leave it, as its node sees
+// them: Joined and Left list the mailboxes that became members and those
+// that stopped being members, ordered by node ID, then mailbox. A join or
+// a leave (a mailbox closing among them) gives one message naming one
+// mailbox, whichever node it is on (so does each membership a peer's
+// sync brings when it connects); a peer lost gives one message per group
+// it had members in, listing them all in Left. At least one list is
+// non-empty.
+//
+// A GroupChanged is made only by the node itself: it is not sent to
+// other nodes, and one arriving from another node is refused as a forgery
+// (see ErrReservedType). The lists may be shared between the watchers of
+// a group: do not modify them.
+type GroupChanged struct {
+	Group  string
+	Joined []Address
+	Left   []Address
+}
+
+// MaxGroupNameLen is the longest process group name, in bytes.
+const MaxGroupNameLen = 1024
+
+// Default values of the Config fields of process groups.
+const (
+	DefaultMaxPeerGroups       = 1 << 16
+	DefaultMaxPeerGroupMembers = 1 << 18
+)
+
+// groupDefaults fills in and checks the Config fields of process groups.
+func (cfg *Config) groupDefaults() error {
+	switch {
+	case cfg.MaxPeerGroups < 0:
+		return &ConfigError{Field: "Config.MaxPeerGroups", Msg: "negative"}
+	case cfg.MaxPeerGroupMembers < 0:
+		return &ConfigError{Field: "Config.MaxPeerGroupMembers", Msg: "negative"}
+	}
+	if cfg.MaxPeerGroups == 0 {
+		cfg.MaxPeerGroups = DefaultMaxPeerGroups
+	}
+	if cfg.MaxPeerGroupMembers == 0 {
+		cfg.MaxPeerGroupMembers = DefaultMaxPeerGroupMembers
+	}
+	return nil
+}
+
+func checkGroupName(group string) error {
+	if group == "" || len(group) > MaxGroupNameLen {
+		return fmt.Errorf("%w: %d bytes (1 to %d allowed)", ErrBadGroupName, len(group), MaxGroupNameLen)
+	}
+	return nil
+}
+
+// groupTable is one node's view of the process groups: the memberships of
+// its own mailboxes (with how many times each joined) and those its peers
+// have announced, indexed by node so that a lost peer's are dropped
+// without walking every group. Its zero value is ready: maps are made on
+// first use.
+type groupTable struct {
+	mu       sync.RWMutex
+	groups   map[string]*group              // name -> its members and watchers; absent when it has neither
+	local    map[uint64]map[string]int      // local mailbox ID -> group -> how many times it joined
+	watching map[uint64]map[string]struct{} // local watcher mailbox ID -> the groups it monitors
+	byNode   map[NodeID]*peerGroups         // peer -> its memberships
+	conns    map[NodeID]*conn               // the peers connected now, as groupHook hears of them
+}
+
+// group is one process group on this node.
+type group struct {
+	members  map[Address]struct{} // every member, local and remote, bound to this node
+	watchers map[Address]struct{} // local mailboxes monitoring the group
+	plan     *groupPlan           // for Broadcast and Members; nil when stale
+}
+
+// peerGroups is one peer's memberships, as it announced them.
+type peerGroups struct {
+	groups  map[string]map[Address]struct{} // group -> the peer's mailboxes in it
+	members int                             // memberships in all
+}
+
+// groupPlan is a group's members arranged for sending: built when first
+// needed after a change, then shared, read-only, by every Broadcast and
+// Members until the next change.
+type groupPlan struct {
+	all    []Address   // every member, sorted: what Members returns (a copy of)
+	local  []uint64    // the local members' mailbox IDs
+	remote []remoteSet // the remote members, by node
+}
+
+// remoteSet is a group's members on one peer, with the connection that
+// was the peer's when the plan was built (a peer's memberships are dropped
+// when its connection ends, and that makes the plan stale).
+type remoteSet struct {
+	cn   *conn
+	refs []wire.Ref
+}
+
+// compareMembers orders Addresses by node, incarnation, then mailbox ID:
+// the order of Members and of GroupChanged's lists.
+func compareMembers(a, b Address) int {
+	if c := cmp.Compare(a.node, b.node); c != 0 {
+		return c
+	}
+	if c := cmp.Compare(a.inc, b.inc); c != 0 {
+		return c
+	}
+	return cmp.Compare(a.id, b.id)
+}
+
+// get returns the group name, made if need be. The caller holds g.mu.
+func (g *groupTable) get(name string) *group {
+	if g.groups == nil {
+		g.groups = map[string]*group{}
+	}
+	grp := g.groups[name]
+	if grp == nil {
+		grp = &group{members: map[Address]struct{}{}}
+		g.groups[name] = grp
+	}
+	return grp
+}
+
+// tidy forgets the group name if it has neither members nor watchers. The
+// caller holds g.mu.
+func (g *groupTable) tidy(name string, grp *group) {
+	if len(grp.members) == 0 && len(grp.watchers) == 0 {
+		delete(g.groups, name)
+	}
+}
+
+// tell sends a GroupChanged to the group's watchers. The caller holds
+// g.mu (for writing), so watchers see the changes in the order they were
+// made, and never a change twice or out of step with MonitorGroup's
+// snapshot.
+func (grp *group) tell(name string, joined, left []Address) {
+	if len(grp.watchers) == 0 {
+		return
+	}
+	ev := GroupChanged{Group: name, Joined: joined, Left: left}
+	for w := range grp.watchers {
+		_ = w.Send(ev) // local: never blocks; a closed watcher is being released
+	}
+}
+
+// groupCheckLocal checks that a is an open mailbox of n (a member or a
+// watcher to be) and returns it bound.
+func (n *Node) groupCheckLocal(a Address) (Address, error) {
+	switch {
+	case a.IsZero():
+		return a, ErrZeroAddress
+	case a.node != n.id || a.inc != n.inc:
+		return a, fmt.Errorf("%w: %v is not a mailbox of %v", ErrNotLocal, a, n)
+	}
+	a.n = n
+	if n.table.lookup(a.id) == nil {
+		return a, &SendError{To: a, Err: ErrMailboxClosed}
+	}
+	return a, nil
+}
+
+// JoinGroup makes the local mailbox at a a member of the process group
+// group, on every node of the cluster: the other nodes learn of it at
+// once if connected, or when they connect. As in Erlang's pg, a mailbox
+// may join a group several times, and is a member until it has left as
+// many times (LeaveGroup), or until it closes; only the first join and
+// the last leave change the membership other nodes see. Groups need no
+// creating: one exists while it has members.
+//
+// a must be an open mailbox of this node (only a node joins its own
+// mailboxes): otherwise the error wraps ErrZeroAddress, ErrNotLocal or
+// ErrMailboxClosed. A group name is 1 to MaxGroupNameLen bytes
+// (ErrBadGroupName).
+func (n *Node) JoinGroup(group string, a Address) error {
+	if err := checkGroupName(group); err != nil {
+		return err
+	}
+	a, err := n.groupCheckLocal(a)
+	if err != nil {
+		return err
+	}
+	g := &n.pg
+	g.mu.Lock()
+	if g.local == nil {
+		g.local = map[uint64]map[string]int{}
+	}
+	joined := g.local[a.id]
+	if joined == nil {
+		joined = map[string]int{}
+		g.local[a.id] = joined
+	}
+	joined[group]++
+	if joined[group] == 1 {
+		grp := g.get(group)
+		grp.members[a] = struct{}{}
+		grp.plan = nil
+		grp.tell(group, []Address{a}, nil)
+		g.announce(wire.TypeGroupJoin, group, a)
+	}
+	g.mu.Unlock()
+	if n.table.lookup(a.id) == nil {
+		// the mailbox closed while it joined: its release may have run
+		// before the membership existed
+		g.release(a)
+	}
+	return nil
+}
+
+// LeaveGroup undoes one JoinGroup of the local mailbox at a: after as
+// many leaves as joins it is no longer a member of group. It returns an
+// error wrapping ErrNotJoined if a is not a member, ErrNotLocal if a is
+// not a mailbox of this node.
+func (n *Node) LeaveGroup(group string, a Address) error {
+	if a.IsZero() {
+		return ErrZeroAddress
+	}
+	if a.node != n.id || a.inc != n.inc {
+		return fmt.Errorf("%w: %v is not a mailbox of %v", ErrNotLocal, a, n)
+	}
+	a.n = n
+	g := &n.pg
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	joined := g.local[a.id]
+	if joined[group] == 0 {
+		return fmt.Errorf("%w: %v is not a member of group %q", ErrNotJoined, a, group)
+	}
+	joined[group]--
+	if joined[group] == 0 {
+		g.leaveLocal(group, a, joined)
+	}
+	return nil
+}
+
+// leaveLocal ends the local mailbox a's membership of group and tells the
+// watchers and the peers. The caller holds g.mu for writing.
+func (g *groupTable) leaveLocal(group string, a Address, joined map[string]int) {
+	delete(joined, group)
+	if len(joined) == 0 {
+		delete(g.local, a.id)
+	}
+	grp := g.groups[group]
+	delete(grp.members, a)
+	grp.plan = nil
+	grp.tell(group, nil, []Address{a})
+	g.tidy(group, grp)
+	g.announce(wire.TypeGroupLeave, group, a)
+}
+
+// announce tells every connected peer that the local mailbox a joined
+// (left) group. The caller holds g.mu for writing: a peer coming up gets
+// either this frame or the membership in its sync (groupHook.peerUp
+// holds g.mu too), and frames reach each peer in the order of the changes.
+func (g *groupTable) announce(t wire.Type, group string, a Address) {
+	for _, cn := range g.conns {
+		_ = cn.appendFrame(t, func(b []byte) []byte {
+			return wire.AppendGroup(b, wire.Group{Name: group, Member: ref(a)})
+		})
+	}
+}
+
+// release ends every membership and every monitor of the local mailbox a,
+// which has closed: it leaves its groups however many times it joined.
+func (g *groupTable) release(a Address) {
+	g.mu.RLock()
+	_, member := g.local[a.id]
+	_, watcher := g.watching[a.id]
+	g.mu.RUnlock()
+	if !member && !watcher {
+		return // most mailboxes (every Call's among them) are in no group
+	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if joined := g.local[a.id]; joined != nil {
+		for _, group := range slices.Sorted(maps.Keys(joined)) {
+			g.leaveLocal(group, a, joined)
+		}
+	}
+	for group := range g.watching[a.id] {
+		if grp := g.groups[group]; grp != nil {
+			delete(grp.watchers, a)
+			g.tidy(group, grp)
+		}
+	}
+	delete(g.watching, a.id)
+}
+
+// Members returns every member of group on every node this node is
+// connected to (and its own), each once however many times it joined,
+// ordered by node ID, then mailbox. It is a local read, and eventually
+// consistent as in Erlang's pg: a join on another node shows here once
+// its frame has arrived. An unknown group has no members.
+func (n *Node) Members(group string) []Address {
+	p := n.pg.plan(group, n.id)
+	if p == nil {
+		return nil
+	}
+	return slices.Clone(p.all)
+}
+
+// LocalMembers returns the members of group that are mailboxes of this
+// node, each once, ordered by mailbox.
+func (n *Node) LocalMembers(group string) []Address {
+	p := n.pg.plan(group, n.id)
+	if p == nil || len(p.local) == 0 {
+		return nil
+	}
+	out := make([]Address, 0, len(p.local))
+	for _, a := range p.all {
+		if a.node == n.id {
+			out = append(out, a)
+		}
+	}
+	return out
+}
+
+// Groups returns the names of the groups that have members, as this node
+// sees them, sorted (Erlang's which_groups).
+func (n *Node) Groups() []string {
+	g := &n.pg
+	g.mu.RLock()
+	defer g.mu.RUnlock()
+	out := make([]string, 0, len(g.groups))
+	for name, grp := range g.groups {
+		if len(grp.members) > 0 {
+			out = append(out, name)
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
+// plan returns the group's current plan, building it if a change made it
+// stale, or nil if the group has no members. self is this node's ID.
+func (g *groupTable) plan(name string, self NodeID) *groupPlan {
+	g.mu.RLock()
+	grp := g.groups[name]
+	var p *groupPlan
+	if grp != nil {
+		p = grp.plan
+	}
+	g.mu.RUnlock()
+	if p != nil || grp == nil {
+		return p
+	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if grp = g.groups[name]; grp == nil || len(grp.members) == 0 {
+		return nil
+	}
+	if grp.plan == nil {
+		grp.plan = g.build(grp, self)
+	}
+	return grp.plan
+}
+
+// build arranges grp's members for sending. The caller holds g.mu for
+// writing.
+func (g *groupTable) build(grp *group, self NodeID) *groupPlan {
+	p := &groupPlan{all: slices.SortedFunc(maps.Keys(grp.members), compareMembers)}
+	for i := 0; i < len(p.all); {
+		node := p.all[i].node
+		j := i
+		for j < len(p.all) && p.all[j].node == node {
+			j++
+		}
+		if node == self {
+			for _, a := range p.all[i:j] {
+				p.local = append(p.local, a.id)
+			}
+		} else if cn := g.conns[node]; cn != nil {
+			rs := remoteSet{cn: cn, refs: make([]wire.Ref, 0, j-i)}
+			for _, a := range p.all[i:j] {
+				rs.refs = append(rs.refs, ref(a))
+			}
+			p.remote = append(p.remote, rs)
+		}
+		i = j
+	}
+	return p
+}
+
+// MonitorGroup subscribes the local mailbox watcher to the changes of
+// group's membership, and returns its members now (as Members would):
+// from then on, each change arrives as a GroupChanged, so the snapshot
+// and the messages together always give the current members (Erlang's
+// pg:monitor/1). Monitoring a group twice is monitoring it once. The
+// subscription ends with DemonitorGroup, or when watcher closes.
+//
+// watcher must be an open mailbox of this node (GroupChanged is made by
+// the node and does not cross to another): otherwise the error wraps
+// ErrZeroAddress, ErrNotLocal or ErrMailboxClosed.
+func (n *Node) MonitorGroup(group string, watcher Address) ([]Address, error) {
+	if err := checkGroupName(group); err != nil {
+		return nil, err
+	}
+	watcher, err := n.groupCheckLocal(watcher)
+	if err != nil {
+		return nil, err
+	}
+	g := &n.pg
+	g.mu.Lock()
+	grp := g.get(group)
+	if grp.watchers == nil {
+		grp.watchers = map[Address]struct{}{}
+	}
+	grp.watchers[watcher] = struct{}{}
+	if g.watching == nil {
+		g.watching = map[uint64]map[string]struct{}{}
+	}
+	if g.watching[watcher.id] == nil {
+		g.watching[watcher.id] = map[string]struct{}{}
+	}
+	g.watching[watcher.id][group] = struct{}{}
+	var members []Address
+	if len(grp.members) > 0 {
+		if grp.plan == nil {
+			grp.plan = g.build(grp, n.id)
+		}
+		members = slices.Clone(grp.plan.all)
+	}
+	g.mu.Unlock()
+	if n.table.lookup(watcher.id) == nil {
+		g.release(watcher) // closed meanwhile
+	}
+	return members, nil
+}
+
+// DemonitorGroup ends watcher's subscription to group's changes. A
+// GroupChanged already queued in watcher's mailbox stays there.
+func (n *Node) DemonitorGroup(group string, watcher Address) {
+	if watcher.node != n.id || watcher.inc != n.inc || watcher.IsZero() {
+		return
+	}
+	watcher.n = n
+	g := &n.pg
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if grp := g.groups[group]; grp != nil {
+		delete(grp.watchers, watcher)
+		g.tidy(group, grp)
+	}
+	if w := g.watching[watcher.id]; w != nil {
+		delete(w, group)
+		if len(w) == 0 {
+			delete(g.watching, watcher.id)
+		}
+	}
+}
+
+// Broadcast sends msg to every member of group (as Members lists them),
+// each once, and returns to how many: the members on this node it was
+// delivered to, and the members on other nodes it was queued for. The
+// message is encoded once, whatever the number of members; frames for
+// other nodes are queued on each connection and its writer is woken, never
+// written by the caller, so a stream of Broadcasts to members on many
+// nodes goes out in batches, one write for many messages per connection.
+//
+// As with Send, delivery to a remote member is not confirmed (it may have
+// closed meanwhile), messages from one sender to one member arrive in
+// order, and a Broadcast waits while a peer's outgoing buffer is over its
+// limit. A member whose mailbox has just closed, or whose node's
+// connection has just been lost, is skipped and not counted. The error is
+// non-nil when msg cannot go to another node at all (its type is not
+// registered, is reserved, or does not encode, or it is larger than a
+// frame): then it was sent to nobody, if there are remote members.
+func (n *Node) Broadcast(group string, msg any) (int, error) {
+	p := n.pg.plan(group, n.id)
+	if p == nil {
+		return 0, nil
+	}
+	var body []byte
+	var info *typeInfo
+	if len(p.remote) > 0 {
+		sb := scratchPool.Get().(*scratch)
+		defer scratchPool.Put(sb)
+		var err error
+		body, info, err = n.encodeMessage(sb.b[:0], msg)
+		sb.b = body[:0]
+		if err != nil {
+			return 0, err
+		}
+		if len(body)+64 > n.cfg.MaxFrameSize {
+			return 0, fmt.Errorf("%w: %s encodes to %d bytes, over the %d-byte frame limit", ErrFrameTooLarge, info.name, len(body), n.cfg.MaxFrameSize)
+		}
+	}
+	sent := 0
+	for _, id := range p.local {
+		if m := n.table.lookup(id); m != nil && m.push(msg) == nil {
+			sent++
+		}
+	}
+	var errs []error
+	for _, rs := range p.remote {
+		k, err := rs.cn.queueMessages(rs.refs, info, body)
+		sent += k
+		if err != nil && !errors.Is(err, ErrNodeUnreachable) {
+			errs = append(errs, err)
+		}
+	}
+	return sent, errors.Join(errs...)
+}
+
+// groupHook is process groups' peerHook.
+type groupHook struct{}
+
+// peerUp sends the peer a GroupJoin for every membership of this node's
+// mailboxes, then GroupSync, and adds the connection to those that hear of
+// later joins and leaves. (The peer's memberships from an earlier
+// connection were dropped when it ended.)
+func (groupHook) peerUp(p *peer, cn *conn) {
+	g := &p.c.n.pg
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.conns == nil {
+		g.conns = map[NodeID]*conn{}
+	}
+	g.conns[p.id] = cn
+	self := p.c.n
+	for id, joined := range g.local {
+		r := wire.Ref{Inc: self.inc, ID: id}
+		for group := range joined {
+			_ = cn.appendFrame(wire.TypeGroupJoin, func(b []byte) []byte {
+				return wire.AppendGroup(b, wire.Group{Name: group, Member: r})
+			})
+		}
+	}
+	_ = cn.appendFrame(wire.TypeGroupSync, func(b []byte) []byte { return b })
+}
+
+// peerDown drops every membership of the peer's mailboxes, telling the
+// groups' watchers.
+func (groupHook) peerDown(p *peer, cn *conn, _ CloseReason) {
+	g := &p.c.n.pg
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.conns[p.id] == cn {
+		delete(g.conns, p.id)
+	}
+	pg := g.byNode[p.id]
+	delete(g.byNode, p.id)
+	if pg == nil {
+		return
+	}
+	for _, group := range slices.Sorted(maps.Keys(pg.groups)) {
+		grp := g.groups[group]
+		left := make([]Address, 0, len(pg.groups[group]))
+		for a := range pg.groups[group] {
+			delete(grp.members, a)
+			left = append(left, a)
+		}
+		slices.SortFunc(left, compareMembers)
+		grp.plan = nil
+		grp.tell(group, nil, left)
+		g.tidy(group, grp)
+	}
+}
+
+// handleGroupJoin records that one of the peer's own mailboxes joined a
+// group. A peer that would cross Config.MaxPeerGroups or
+// MaxPeerGroupMembers is disconnected (CloseLimitExceeded).
+func handleGroupJoin(c *conn, payload []byte) error {
+	m, err := wire.ParseGroup(payload)
+	if err != nil {
+		return err
+	}
+	if checkGroupName(m.Name) != nil {
+		return fmt.Errorf("%w: bad group name", wire.ErrMalformed)
+	}
+	if err := c.checkPeerRef(m.Member); err != nil {
+		return err
+	}
+	n := c.p.c.n
+	a := c.peerAddress(m.Member)
+	g := &n.pg
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.byNode == nil {
+		g.byNode = map[NodeID]*peerGroups{}
+	}
+	pg := g.byNode[a.node]
+	if pg == nil {
+		pg = &peerGroups{groups: map[string]map[Address]struct{}{}}
+		g.byNode[a.node] = pg
+	}
+	set := pg.groups[m.Name]
+	if _, ok := set[a]; ok {
+		return nil // joined already: joins are announced once, but a sync may repeat one
+	}
+	switch {
+	case set == nil && len(pg.groups) >= n.cfg.MaxPeerGroups:
+		return closeWith(CloseLimitExceeded, fmt.Errorf("%w: the peer's mailboxes are in more than %d groups (Config.MaxPeerGroups)", ErrGroupLimit, n.cfg.MaxPeerGroups))
+	case pg.members >= n.cfg.MaxPeerGroupMembers:
+		return closeWith(CloseLimitExceeded, fmt.Errorf("%w: the peer holds more than %d group memberships (Config.MaxPeerGroupMembers)", ErrGroupLimit, n.cfg.MaxPeerGroupMembers))
+	}
+	if set == nil {
+		set = map[Address]struct{}{}
+		pg.groups[m.Name] = set
+	}
+	set[a] = struct{}{}
+	pg.members++
+	grp := g.get(m.Name)
+	grp.members[a] = struct{}{}
+	grp.plan = nil
+	grp.tell(m.Name, []Address{a}, nil)
+	return nil
+}
+
+// handleGroupLeave records that one of the peer's own mailboxes left a
+// group (or closed). Leaving a group it is not in is not an error: the
+// leave may cross a resync.
+func handleGroupLeave(c *conn, payload []byte) error {
+	m, err := wire.ParseGroup(payload)
+	if err != nil {
+		return err
+	}
+	if err := c.checkPeerRef(m.Member); err != nil {
+		return err
+	}
+	a := c.peerAddress(m.Member)
+	g := &c.p.c.n.pg
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	pg := g.byNode[a.node]
+	if pg == nil {
+		return nil
+	}
+	set := pg.groups[m.Name]
+	if _, ok := set[a]; !ok {
+		return nil
+	}
+	delete(set, a)
+	pg.members--
+	if len(set) == 0 {
+		delete(pg.groups, m.Name)
+	}
+	grp := g.groups[m.Name]
+	delete(grp.members, a)
+	grp.plan = nil
+	grp.tell(m.Name, nil, []Address{a})
+	g.tidy(m.Name, grp)
+	return nil
+}
+
+// handleGroupSync: the peer has sent every membership it held when the
+// connection came up.
+func handleGroupSync(c *conn, payload []byte) error {
+	if err := wire.ParseEmpty(payload); err != nil {
+		return err
+	}
+	c.p.log.Debug("groups synchronized")
+	return nil
+}
