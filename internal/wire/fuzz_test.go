@@ -29,7 +29,7 @@ func parseFrame(t Type, p []byte) error {
 	switch t {
 	case TypeHello:
 		_, err = ParseHello(p)
-	case TypeHeartbeat, TypeRegSyncDone:
+	case TypeHeartbeat, TypeRegSyncDone, TypeGroupSync:
 		err = ParseEmpty(p)
 	case TypeTypeDef:
 		_, err = ParseTypeDef(p)
@@ -47,6 +47,14 @@ func parseFrame(t Type, p []byte) error {
 		_, err = ParseClaim(p)
 	case TypeGoodbye:
 		_, err = ParseGoodbye(p)
+	case TypeCallFailed:
+		_, err = ParseCallFailed(p)
+	case TypeGroupJoin, TypeGroupLeave:
+		_, err = ParseGroup(p)
+	case TypeLinkFor:
+		_, err = ParseLinkFor(p)
+	case TypePing, TypePong:
+		_, err = ParsePing(p)
 	default:
 		err = CheckType(t)
 	}
