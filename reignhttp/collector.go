@@ -30,6 +30,14 @@ import (
 //	reign_connections_refused_total      counter incoming connections refused
 //	reign_peers_up                       gauge   peers connected now
 //	reign_peer_up{peer}                  gauge   1 if that peer is connected now, else 0
+//	reign_connection_closes_total{reason} counter connections ended or refused, by CloseReason
+//	reign_limits_exceeded_total{limit}   counter connections closed for crossing a per-peer bound
+//	reign_peer_bytes_total{peer,direction}    counter frame bytes to (out) and from (in) the peer
+//	reign_peer_frames_total{peer,direction}   counter frames to and from the peer
+//	reign_peer_messages_total{peer,direction} counter messages to and from the peer
+//	reign_peer_rtt_seconds{peer}         gauge   the last round-trip time a Ping measured
+//	reign_cert_expiry_warnings_total     counter warnings that a certificate expires within 30 days
+//	reign_cert_not_after_timestamp_seconds gauge when the first of the node's certificates expires
 func NewCollector(n *reign.Node) prometheus.Collector {
 	labels := prometheus.Labels{"node": strconv.Itoa(int(n.ID()))}
 	d := func(name, help string, varLabels ...string) *prometheus.Desc {
@@ -49,6 +57,14 @@ func NewCollector(n *reign.Node) prometheus.Collector {
 		refused:       d("connections_refused_total", "Incoming connections refused (bad certificates, failed handshakes, unknown nodes)."),
 		peersUp:       d("peers_up", "Peers connected now."),
 		peerUp:        d("peer_up", "1 if the peer is connected now, else 0.", "peer"),
+		closes:        d("connection_closes_total", "Connections ended or refused, by close reason.", "reason"),
+		limits:        d("limits_exceeded_total", "Connections closed because the peer crossed a per-peer bound, by bound.", "limit"),
+		peerBytes:     d("peer_bytes_total", "Frame bytes to (out) and from (in) the peer, headers included.", "peer", "direction"),
+		peerFrames:    d("peer_frames_total", "Frames to (out) and from (in) the peer.", "peer", "direction"),
+		peerMessages:  d("peer_messages_total", "Messages (Message, Request, Reply frames) to (out) and from (in) the peer.", "peer", "direction"),
+		peerRTT:       d("peer_rtt_seconds", "The last round-trip time to the peer measured by a Ping (absent before the first).", "peer"),
+		certWarnings:  d("cert_expiry_warnings_total", "Warnings logged that a certificate of the node expires within 30 days."),
+		certNotAfter:  d("cert_not_after_timestamp_seconds", "When the first of the node's certificate and its trusted CA certificates expires (Unix time)."),
 	}
 }
 
@@ -57,6 +73,9 @@ type collector struct {
 	uptime, mailboxes, queued, queueMax      *prometheus.Desc
 	nameQueue, names, nameConflicts, dropped *prometheus.Desc
 	connects, refused, peersUp, peerUp       *prometheus.Desc
+	closes, limits                           *prometheus.Desc
+	peerBytes, peerFrames, peerMessages      *prometheus.Desc
+	peerRTT, certWarnings, certNotAfter      *prometheus.Desc
 }
 
 // dropReasons maps each reason label of reign_messages_dropped_total to
@@ -70,12 +89,15 @@ var dropReasons = []struct {
 	{"unknown_type", func(s reign.Stats) uint64 { return s.DroppedUnknownType }},
 	{"undecodable", func(s reign.Stats) uint64 { return s.DroppedUndecodable }},
 	{"stale", func(s reign.Stats) uint64 { return s.DroppedStale }},
+	{"reserved_type", func(s reign.Stats) uint64 { return s.DroppedReserved }},
+	{"unmatched_reply", func(s reign.Stats) uint64 { return s.DroppedUnmatchedReply }},
 }
 
 // Describe sends the descriptors of every metric.
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{c.uptime, c.mailboxes, c.queued, c.queueMax, c.nameQueue,
-		c.names, c.nameConflicts, c.dropped, c.connects, c.refused, c.peersUp, c.peerUp} {
+		c.names, c.nameConflicts, c.dropped, c.connects, c.refused, c.peersUp, c.peerUp,
+		c.closes, c.limits, c.peerBytes, c.peerFrames, c.peerMessages, c.peerRTT, c.certWarnings, c.certNotAfter} {
 		ch <- d
 	}
 }
@@ -115,6 +137,26 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		if p.Up {
 			up = 1
 		}
-		gauge(c.peerUp, up, strconv.Itoa(int(p.Node)))
+		peer := strconv.Itoa(int(p.Node))
+		gauge(c.peerUp, up, peer)
+		counter(c.peerBytes, p.BytesIn, peer, "in")
+		counter(c.peerBytes, p.BytesOut, peer, "out")
+		counter(c.peerFrames, p.FramesIn, peer, "in")
+		counter(c.peerFrames, p.FramesOut, peer, "out")
+		counter(c.peerMessages, p.MessagesIn, peer, "in")
+		counter(c.peerMessages, p.MessagesOut, peer, "out")
+		if p.RTT > 0 {
+			gauge(c.peerRTT, p.RTT.Seconds(), peer)
+		}
+	}
+	for r, v := range s.Stats.Closes {
+		counter(c.closes, v, r.String())
+	}
+	for l, v := range s.Stats.LimitsExceeded {
+		counter(c.limits, v, l.String())
+	}
+	counter(c.certWarnings, s.Stats.CertExpiryWarnings)
+	if !s.Stats.CertNotAfter.IsZero() {
+		gauge(c.certNotAfter, float64(s.Stats.CertNotAfter.Unix()))
 	}
 }

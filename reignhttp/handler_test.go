@@ -269,7 +269,7 @@ func TestMetricsLocal(t *testing.T) {
 	if f := fams["reign_name_queue_length"]; len(f.GetMetric()) != 1 {
 		t.Errorf("one name queue series per local name, got %d", len(f.GetMetric()))
 	}
-	if f := fams["reign_messages_dropped_total"]; f.GetType() != dto.MetricType_COUNTER || len(f.GetMetric()) != 4 {
+	if f := fams["reign_messages_dropped_total"]; f.GetType() != dto.MetricType_COUNTER || len(f.GetMetric()) != len(dropReasons) {
 		t.Errorf("dropped: %v", f)
 	}
 	mb.Close()
@@ -406,11 +406,34 @@ func TestMetricsCluster(t *testing.T) {
 		return nil
 	})
 
-	// node 2 stops: node 1's gauge says so
+	// per-peer traffic and the round-trip time: node 1 sent node 2 one
+	// message (the late note), and Pings go every 100 ms
+	poll(t, func() error {
+		fams := metrics(t, srvs[1])
+		out := map[string]string{"peer": "2", "direction": "out"}
+		if v, _ := value(fams, "reign_peer_messages_total", out); v != 1 {
+			return fmt.Errorf("node 1 messages out to 2 = %v, want 1", v)
+		}
+		if v, _ := value(fams, "reign_peer_bytes_total", out); v < 10 {
+			return fmt.Errorf("node 1 bytes out to 2 = %v", v)
+		}
+		if v, _ := value(fams, "reign_peer_rtt_seconds", map[string]string{"peer": "2"}); v <= 0 || v > 1 {
+			return fmt.Errorf("node 1 rtt to 2 = %v", v)
+		}
+		if v, _ := value(fams, "reign_cert_not_after_timestamp_seconds", nil); v < float64(time.Now().Unix()) {
+			return fmt.Errorf("cert not after = %v", v)
+		}
+		return nil
+	})
+
+	// node 2 stops: node 1's gauge says so, and counts the close by reason
 	stop[2]()
 	poll(t, func() error {
 		if v := peerUp(1, 2); v != 0 {
 			return fmt.Errorf("node 1 still has peer 2 up")
+		}
+		if v, _ := value(metrics(t, srvs[1]), "reign_connection_closes_total", map[string]string{"reason": "goodbye"}); v != 1 {
+			return fmt.Errorf("node 1 closes(goodbye) = %v, want 1", v)
 		}
 		return nil
 	})
