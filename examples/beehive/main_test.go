@@ -114,6 +114,54 @@ func (c *cluster) waitOwner(t *testing.T, id int, key string, hive int) {
 	}
 }
 
+// race POSTs perNode hellos for each of names to each of nodes, all at
+// once, and fails unless each name's answers are exactly 1..n: no hello
+// counted twice or lost, though several nodes claimed the name at once.
+func race(t *testing.T, c *cluster, names []string, nodes []int, perNode int) {
+	t.Helper()
+	counts := map[string][]int{}
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	gate := make(chan struct{})
+	errs := make(chan error, len(names)*len(nodes)*perNode)
+	for _, name := range names {
+		for _, id := range nodes {
+			for range perNode {
+				wg.Go(func() {
+					<-gate
+					n, _, err := c.tryPost(id, name)
+					if err != nil {
+						errs <- err
+						return
+					}
+					mu.Lock()
+					counts[name] = append(counts[name], n)
+					mu.Unlock()
+				})
+			}
+		}
+	}
+	start := time.Now()
+	close(gate)
+	wg.Wait()
+	t.Logf("%d concurrent hellos on nodes %v answered in %v", len(names)*len(nodes)*perNode, nodes, time.Since(start))
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	var want []int
+	for i := range len(nodes) * perNode {
+		want = append(want, i+1)
+	}
+	for _, name := range names {
+		got := counts[name]
+		slices.Sort(got)
+		if !slices.Equal(got, want) {
+			t.Errorf("%s: counts answered %v, want each of %v once", name, got, want)
+		}
+	}
+}
+
 // The hello-world application over three node processes: concurrent
 // hellos for the same new names on two nodes are each counted once (the
 // counts answered are exactly 1..n); every node agrees on one owner per
@@ -135,45 +183,9 @@ func TestHelloWorldCluster(t *testing.T) {
 
 	// The race: 4 hellos for each new name on each node, all at once.
 	names := []string{"alice", "bob", "carol", "dave"}
-	const perNode = 4
-	counts := map[string][]int{}
-	var mu sync.Mutex
-	var wg sync.WaitGroup
-	gate := make(chan struct{})
-	errs := make(chan error, len(names)*2*perNode)
-	for _, name := range names {
-		for _, id := range []int{1, 2} {
-			for range perNode {
-				wg.Go(func() {
-					<-gate
-					n, _, err := c.tryPost(id, name)
-					if err != nil {
-						errs <- err
-						return
-					}
-					mu.Lock()
-					counts[name] = append(counts[name], n)
-					mu.Unlock()
-				})
-			}
-		}
-	}
-	start := time.Now()
-	close(gate)
-	wg.Wait()
-	t.Logf("%d concurrent hellos answered in %v", len(names)*2*perNode, time.Since(start))
-	close(errs)
-	for err := range errs {
-		t.Error(err)
-	}
+	race(t, c, names, []int{1, 2}, 4)
 	owner := map[string]int{}
 	for _, name := range names {
-		got := counts[name]
-		slices.Sort(got)
-		want := []int{1, 2, 3, 4, 5, 6, 7, 8}
-		if !slices.Equal(got, want) {
-			t.Errorf("%s: counts answered %v, want each of %v once", name, got, want)
-		}
 		// one owner, the same on every node, and it goes on counting
 		n1, h1 := c.post(t, 1, name)
 		n2, h2 := c.post(t, 2, name)
@@ -205,11 +217,35 @@ func TestHelloWorldCluster(t *testing.T) {
 	if n, hive := c.post(t, 1, "erin"); n != 2 || hive != 3 {
 		t.Errorf("erin on node 1: (%d) on hive %d, want (2) on hive 3", n, hive)
 	}
+	// The race again, with three nodes claiming each new name.
+	onNode3 := 2 // erin and frank
+	for _, name := range []string{"gina", "hugo", "ida"} {
+		race(t, c, []string{name}, []int{1, 2, 3}, 3)
+		n, hive := c.post(t, 1, name)
+		if n != 10 {
+			t.Errorf("%s, after the race: (%d), want (10)", name, n)
+		}
+		if hive == 3 {
+			onNode3++
+		}
+	}
+
+	// Hellos forwarded from another node to alice's bee, one after the other.
+	const forwarded = 50
+	from := owner["alice"]%3 + 1
+	start := time.Now()
+	for range forwarded {
+		c.post(t, from, "alice")
+	}
+	t.Logf("%d hellos POSTed one after the other to node %d for a bee on node %d: %v each", forwarded, from, owner["alice"], time.Since(start)/forwarded)
+	if n, _ := c.post(t, 3, "alice"); n != 12+forwarded {
+		t.Errorf("alice after %d more: (%d), want (%d)", forwarded, n, 12+forwarded)
+	}
 
 	// kill -9 and restart node 3: its bees come back from its file.
 	c.kill(t, 3, "erin")
-	if loaded := c.start(t, 3); loaded != 2 {
-		t.Errorf("restarted node 3 loaded %d bees, want 2 (erin, frank)", loaded)
+	if loaded := c.start(t, 3); loaded != onNode3 {
+		t.Errorf("restarted node 3 loaded %d bees, want %d (erin, frank and the names it won)", loaded, onNode3)
 	}
 	c.waitOwner(t, 1, "erin", 3)
 	if n, hive := c.post(t, 1, "erin"); n != 3 || hive != 3 {
