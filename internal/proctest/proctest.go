@@ -13,6 +13,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -235,4 +236,19 @@ func (s *syncBuffer) String() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.String()
+}
+
+// WaitForMatch polls the process's output after mark (from Mark) for up
+// to timeout until re matches it, and returns the first match and its
+// submatches; the test fails, showing the output, if re never matches.
+func (p *Process) WaitForMatch(t testing.TB, timeout time.Duration, mark int, re *regexp.Regexp) []string {
+	t.Helper()
+	for deadline := time.Now().Add(timeout); ; time.Sleep(5 * time.Millisecond) {
+		if m := re.FindStringSubmatch(p.Output()[mark:]); m != nil {
+			return m
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no match of %q in the output within %v:\n%s", re, timeout, p.Output())
+		}
+	}
 }
