@@ -71,10 +71,10 @@ func newCluster(n *Node) (*cluster, error) {
 	self, _ := spec.Node(n.id) // loadNodeTLS checked it is there
 	c := &cluster{n: n, self: self, tls: t, peers: map[NodeID]*peer{}, expiry: newCertExpiry(t, n.log)}
 	c.hooks = []peerHook{
-		linkHook{},     // link.go: fire links to the peer's mailboxes, forget its watches
+		linkHook{},     // linkremote.go: fire links to the peer's mailboxes, forget its watches
 		registryHook{}, // registry.go: send our claims; drop the peer's
-		callHook{},     // call.go: fail the calls forwarded through the peer
-		groupHook{},    // groups.go: send our memberships; drop the peer's
+		callHook{},     // callremote.go: fail the calls forwarded through the peer
+		groupHook{},    // groupsync.go: send our memberships; drop the peer's
 		// nodeevents.go: NodeUp, NodeDown; last, so links have fired and names are gone
 		nodeEventsHook{},
 	}
