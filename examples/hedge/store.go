@@ -3,6 +3,7 @@ package main
 import (
 	"encoding/binary"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"time"
 
@@ -70,15 +71,20 @@ func (s *Store) Last() (last uint64, err error) {
 // Append adds the entries that extend the log in order, in one
 // transaction: an entry at or below the last index is already here and is
 // skipped; one past a gap is not taken (the leader then sends what is
-// missing). It returns the last index afterwards.
+// missing). It returns the last index afterwards. An entry whose index
+// holds another leader's entry here fails with ErrConflict, so a leader
+// never counts this member as a copy of an entry it does not hold.
 func (s *Store) Append(entries []Entry) (last uint64, err error) {
 	err = s.db.Update(func(tx *bolt.Tx) error {
 		last = lastIndex(tx)
 		lb, kb := tx.Bucket(logBucket), tx.Bucket(kvBucket)
 		for _, e := range entries {
-			if e.Index != last+1 {
-				if e.Index > last+1 {
-					break
+			if e.Index > last+1 {
+				break
+			}
+			if e.Index <= last {
+				if err := sameEntry(lb, e); err != nil {
+					return err
 				}
 				continue
 			}
@@ -97,6 +103,22 @@ func (s *Store) Append(entries []Entry) (last uint64, err error) {
 		return nil
 	})
 	return last, err
+}
+
+// ErrConflict is Append's error when the log holds, at an entry's index,
+// an entry written by another leader (or at another time).
+var ErrConflict = errors.New("hedge: log conflict")
+
+func sameEntry(lb *bolt.Bucket, e Entry) error {
+	var have Entry
+	if err := json.Unmarshal(lb.Get(binary.BigEndian.AppendUint64(nil, e.Index)), &have); err != nil {
+		return fmt.Errorf("hedge: entry %d: %w", e.Index, err)
+	}
+	if have.Leader != e.Leader || have.Time != e.Time {
+		return fmt.Errorf("%w: entry %d is node %d's of %d here, not node %d's of %d",
+			ErrConflict, e.Index, have.Leader, have.Time, e.Leader, e.Time)
+	}
+	return nil
 }
 
 // Since returns up to max entries from index from on.
