@@ -19,6 +19,9 @@ func TestMain(m *testing.M) { proctest.Main(m, run) }
 
 const wait = 10 * time.Second // a bound, never a pause: polls return as soon as they succeed
 
+// client keeps no idle connections, so none outlives a test (goleak).
+var client = &http.Client{Transport: &http.Transport{DisableKeepAlives: true}, Timeout: wait}
+
 // A cluster is three members on free 127.0.0.1 ports, each with its own
 // data folder (kept across a restart).
 type cluster struct {
@@ -36,7 +39,7 @@ func (c *cluster) start(t *testing.T, id int) {
 // do sends body to path on member id and returns the status and body.
 func (c *cluster) do(t *testing.T, id int, path, body string) (int, string) {
 	t.Helper()
-	resp, err := http.Post("http://"+c.https[id-1]+path, "text/plain", strings.NewReader(body))
+	resp, err := client.Post("http://"+c.https[id-1]+path, "text/plain", strings.NewReader(body))
 	if err != nil {
 		return 0, err.Error()
 	}
