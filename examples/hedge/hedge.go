@@ -49,6 +49,7 @@ type (
 	SyncReply struct {
 		Entries []Entry
 		Slots   []Slot
+		Leaders []reign.Address // the claims of hedge/leader the member sees
 	}
 	// AcquireMsg asks the leader for a slot of a semaphore. Token names
 	// the slot (a retry with the same token is not a second slot); Holder
@@ -209,7 +210,10 @@ func (h *Hedge) elect(ctx context.Context) {
 }
 
 // takeOffice pulls what the other members have that this one lacks (log
-// entries, held semaphore slots), then claims the leadership.
+// entries, held semaphore slots), then claims the leadership, unless a
+// member it asked sees a leader already (a node that has just
+// reconnected may see the others' member names before their leader's
+// claim).
 func (h *Hedge) takeOffice(ctx context.Context, ms []member) {
 	h.mu.Lock()
 	var slots []Slot
@@ -222,9 +226,13 @@ func (h *Hedge) takeOffice(ctx context.Context, ms []member) {
 		if m.ID == h.node.ID() {
 			continue
 		}
-		if err := h.pull(ctx, m, &slots); err != nil {
+		leaders, err := h.pull(ctx, m, &slots)
+		if err != nil {
 			h.logf("sync from node %d: %v", m.ID, err)
 			continue
+		}
+		if len(leaders) > 0 {
+			return // m sees a leader this member has not heard of yet (the registry is still syncing)
 		}
 		answered++
 	}
@@ -245,30 +253,30 @@ func (h *Hedge) takeOffice(ctx context.Context, ms []member) {
 	go l.serve() // ended by stepDown, which waits for it
 }
 
-// pull copies m's log entries past this member's last one, and adds the
-// slots m holds to slots.
-func (h *Hedge) pull(ctx context.Context, m member, slots *[]Slot) error {
+// pull copies m's log entries past this member's last one, adds the
+// slots m holds to slots, and returns the leadership claims m sees.
+func (h *Hedge) pull(ctx context.Context, m member, slots *[]Slot) ([]reign.Address, error) {
 	for {
 		last, err := h.store.Last()
 		if err != nil {
-			return err
+			return nil, err
 		}
 		cctx, cancel := context.WithTimeout(ctx, time.Second)
 		v, err := reign.Call(cctx, m.Addr, SyncMsg{From: last + 1})
 		cancel()
 		if err != nil {
-			return err
+			return nil, err
 		}
 		r, ok := v.(SyncReply)
 		if !ok {
-			return fmt.Errorf("hedge: sync reply is %T", v)
+			return nil, fmt.Errorf("hedge: sync reply is %T", v)
 		}
 		if _, err := h.store.Append(r.Entries); err != nil {
-			return err
+			return nil, err
 		}
 		if len(r.Entries) < syncBatch {
 			*slots = append(*slots, r.Slots...)
-			return nil
+			return r.Leaders, nil
 		}
 	}
 }
@@ -323,7 +331,7 @@ func (h *Hedge) serveMember(body any) any {
 			slots = append(slots, s)
 		}
 		h.mu.Unlock()
-		return SyncReply{Entries: entries, Slots: slots}
+		return SyncReply{Entries: entries, Slots: slots, Leaders: h.node.LookupAll(leaderName)}
 	}
 	return fmt.Errorf("hedge: member got %T", body)
 }
