@@ -39,12 +39,47 @@ type Snapshot struct {
 	// sorted by name.
 	Names []NameInfo `json:"names"`
 
+	// Groups lists every process group this node knows of, cluster-wide,
+	// sorted by name.
+	Groups []GroupInfo `json:"groups"`
+
 	// Peers lists the other nodes of the cluster, by node ID; empty for a
 	// local-only node.
 	Peers []PeerInfo `json:"peers"`
 
 	// Stats are the node's counters (Node.Stats).
 	Stats Stats `json:"stats"`
+}
+
+// GroupInfo describes one process group in a Snapshot.
+type GroupInfo struct {
+	Name     string `json:"name"`
+	Members  int    `json:"members"`  // members on every node, each mailbox once
+	Local    int    `json:"local"`    // members on this node
+	Watchers int    `json:"watchers"` // local mailboxes monitoring it (MonitorGroup)
+}
+
+// groupInfos lists the process groups, sorted by name, under the group
+// table's read lock.
+func (n *Node) groupInfos() []GroupInfo {
+	g := &n.pg
+	g.mu.RLock()
+	out := make([]GroupInfo, 0, len(g.groups))
+	for name, grp := range g.groups {
+		if len(grp.members) == 0 && len(grp.watchers) == 0 {
+			continue
+		}
+		gi := GroupInfo{Name: name, Members: len(grp.members), Watchers: len(grp.watchers)}
+		for a := range grp.members {
+			if a.node == n.id {
+				gi.Local++
+			}
+		}
+		out = append(out, gi)
+	}
+	g.mu.RUnlock()
+	slices.SortFunc(out, func(a, b GroupInfo) int { return cmp.Compare(a.Name, b.Name) })
+	return out
 }
 
 // MailboxInfo describes one open mailbox in a Snapshot.
@@ -114,6 +149,7 @@ func (n *Node) SnapshotWith(opts SnapshotOptions) Snapshot {
 	}
 	s.Mailboxes = n.mailboxInfos(&s, opts.MaxMailboxes)
 	n.nameInfos(&s)
+	s.Groups = n.groupInfos()
 	s.Peers = n.peerSnapshots()
 	slices.SortFunc(s.Peers, func(a, b PeerInfo) int { return cmp.Compare(a.Node, b.Node) })
 	s.Stats = n.Stats()

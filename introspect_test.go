@@ -7,6 +7,37 @@ import (
 	"testing"
 )
 
+// Groups are listed with their member counts, and a group whose last
+// member left is not.
+func TestSnapshotGroups(t *testing.T) {
+	t.Parallel()
+	n := newTestNode(t)
+	a, _ := newTestMailbox(t, n)
+	b, _ := newTestMailbox(t, n)
+	w, _ := newTestMailbox(t, n)
+	for _, j := range []struct {
+		g string
+		a Address
+	}{{"workers", a}, {"workers", b}, {"loggers", a}} {
+		if err := n.JoinGroup(j.g, j.a); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := n.MonitorGroup("workers", w); err != nil {
+		t.Fatal(err)
+	}
+	want := []GroupInfo{{Name: "loggers", Members: 1, Local: 1}, {Name: "workers", Members: 2, Local: 2, Watchers: 1}}
+	if got := n.Snapshot().Groups; fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("groups: %+v, want %+v", got, want)
+	}
+	if err := n.LeaveGroup("loggers", a); err != nil {
+		t.Fatal(err)
+	}
+	if got := n.Snapshot().Groups; len(got) != 1 || got[0].Name != "workers" {
+		t.Errorf("after the last logger left: %+v", got)
+	}
+}
+
 func TestSnapshotLocal(t *testing.T) {
 	t.Parallel()
 	n := newTestNode(t)

@@ -24,6 +24,8 @@ import (
 //	                                             never one per mailbox)
 //	reign_names                          gauge   names known, cluster-wide
 //	reign_name_conflicts                 gauge   names claimed by more than one node
+//	reign_groups                         gauge   process groups known, cluster-wide
+//	reign_group_members_local            gauge   this node's group memberships, all groups together
 //	reign_messages_dropped_total{reason} counter messages from peers dropped: closed,
 //	                                             unknown_type, undecodable, stale
 //	reign_connections_total              counter connections established
@@ -52,6 +54,8 @@ func NewCollector(n *reign.Node) prometheus.Collector {
 		nameQueue:     d("name_queue_length", "Queue length of this node's mailbox registered under the name.", "name"),
 		names:         d("names", "Registered names this node knows of, cluster-wide."),
 		nameConflicts: d("name_conflicts", "Names claimed by more than one node."),
+		groups:        d("groups", "Process groups this node knows of, cluster-wide."),
+		groupLocal:    d("group_members_local", "This node's process group memberships, all groups together."),
 		dropped:       d("messages_dropped_total", "Messages from peers dropped, by reason.", "reason"),
 		connects:      d("connections_total", "Connections to peers established (first and re-connections)."),
 		refused:       d("connections_refused_total", "Incoming connections refused (bad certificates, failed handshakes, unknown nodes)."),
@@ -76,6 +80,7 @@ type collector struct {
 	closes, limits                           *prometheus.Desc
 	peerBytes, peerFrames, peerMessages      *prometheus.Desc
 	peerRTT, certWarnings, certNotAfter      *prometheus.Desc
+	groups, groupLocal                       *prometheus.Desc
 }
 
 // dropReasons maps each reason label of reign_messages_dropped_total to
@@ -97,7 +102,7 @@ var dropReasons = []struct {
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{c.uptime, c.mailboxes, c.queued, c.queueMax, c.nameQueue,
 		c.names, c.nameConflicts, c.dropped, c.connects, c.refused, c.peersUp, c.peerUp,
-		c.closes, c.limits, c.peerBytes, c.peerFrames, c.peerMessages, c.peerRTT, c.certWarnings, c.certNotAfter} {
+		c.closes, c.limits, c.peerBytes, c.peerFrames, c.peerMessages, c.peerRTT, c.certWarnings, c.certNotAfter, c.groups, c.groupLocal} {
 		ch <- d
 	}
 }
@@ -125,6 +130,12 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		}
 	}
 	gauge(c.names, float64(len(s.Names)))
+	local := 0
+	for _, g := range s.Groups {
+		local += g.Local
+	}
+	gauge(c.groups, float64(len(s.Groups)))
+	gauge(c.groupLocal, float64(local))
 	gauge(c.nameConflicts, float64(conflicts))
 	for _, r := range dropReasons {
 		counter(c.dropped, r.count(s.Stats), r.label)

@@ -251,8 +251,16 @@ func TestMetricsLocal(t *testing.T) {
 		_ = a.Send("x")
 	}
 	_ = b.Send("y")
+	if err := n.JoinGroup("pool", a); err != nil {
+		t.Fatal(err)
+	}
+	if err := n.JoinGroup("pool", b); err != nil {
+		t.Fatal(err)
+	}
 	fams = metrics(t, srv)
 	for name, want := range map[string]float64{
+		"reign_groups":                   1,
+		"reign_group_members_local":      2,
 		"reign_mailbox_queued_messages":  5,
 		"reign_mailbox_queue_length_max": 4,
 		"reign_names":                    1,
