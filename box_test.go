@@ -3,6 +3,8 @@ package reign
 import (
 	"reflect"
 	"testing"
+
+	"github.com/reign-go/reign/internal/msgpackfast"
 )
 
 type boxSmall struct{ A, B int }
@@ -30,7 +32,7 @@ func TestBoxAtMatchesReflect(t *testing.T) {
 		p := reflect.New(rt)
 		p.Elem().Set(reflect.ValueOf(v))
 		want := p.Elem().Interface()
-		if pointerShaped(rt) || rt.Size() == 0 {
+		if msgpackfast.PointerShaped(rt) || rt.Size() == 0 {
 			continue
 		}
 		got := boxAt(rtypeOf(rt), p.UnsafePointer())
@@ -42,8 +44,8 @@ func TestBoxAtMatchesReflect(t *testing.T) {
 		v     any
 		shape bool
 	}{{boxOnePtr{}, true}, {[1]*int{}, true}, {map[int]int{}, true}, {&x, true}, {boxSmall{}, false}, {"", false}, {0, false}} {
-		if got := pointerShaped(reflect.TypeOf(c.v)); got != c.shape {
-			t.Errorf("pointerShaped(%T) = %v", c.v, got)
+		if got := msgpackfast.PointerShaped(reflect.TypeOf(c.v)); got != c.shape {
+			t.Errorf("PointerShaped(%T) = %v", c.v, got)
 		}
 	}
 }

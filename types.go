@@ -7,6 +7,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"unsafe"
+
+	"github.com/reign-go/reign/internal/msgpackfast"
 )
 
 // typeInfo is one registered message type.
@@ -103,7 +105,7 @@ func (r *typeRegistry) register(name string, v any) error {
 		return &ConfigError{Field: "RegisterType", Msg: fmt.Sprintf("type %v is already registered as %q", t, old.name)}
 	}
 	info := &typeInfo{name: name, t: t, bind: makeBinder(t), index: len(byType),
-		boxed: !pointerShaped(t) && t.Size() > 0, rtype: rtypeOf(t), reserved: reservedTypes[t]}
+		boxed: !msgpackfast.PointerShaped(t) && t.Size() > 0, rtype: rtypeOf(t), reserved: reservedTypes[t]}
 	nt := make(map[reflect.Type]*typeInfo, len(byType)+1)
 	nn := make(map[string]*typeInfo, len(byName)+1)
 	for k, v := range byType {
@@ -219,19 +221,4 @@ func boxAt(typ, ptr unsafe.Pointer) any {
 	e := (*eface)(unsafe.Pointer(&v))
 	e.typ, e.data = typ, ptr
 	return v
-}
-
-// pointerShaped reports whether values of t are stored directly in an
-// interface's data word (pointers, maps, channels, funcs, and structs and
-// arrays that hold just one of those).
-func pointerShaped(t reflect.Type) bool {
-	switch t.Kind() {
-	case reflect.Pointer, reflect.Map, reflect.Chan, reflect.Func, reflect.UnsafePointer:
-		return true
-	case reflect.Struct:
-		return t.NumField() == 1 && pointerShaped(t.Field(0).Type)
-	case reflect.Array:
-		return t.Len() == 1 && pointerShaped(t.Elem())
-	}
-	return false
 }

@@ -225,6 +225,28 @@ type frameHead struct {
 	ref     uint64    // Request and Reply: the call reference
 }
 
+// lockRoom takes c.mu once the send buffer is within its limit, waiting
+// while it is over (until the writer drains it or the connection ends).
+// It returns with c.mu held, or ErrNodeUnreachable (and c.mu not held) if
+// the connection is closed.
+func (c *conn) lockRoom() error {
+	c.mu.Lock()
+	for len(c.out) > c.limit && !c.closed {
+		if c.room == nil {
+			c.room = make(chan struct{})
+		}
+		room := c.room
+		c.mu.Unlock()
+		<-room
+		c.mu.Lock()
+	}
+	if c.closed {
+		c.mu.Unlock()
+		return ErrNodeUnreachable
+	}
+	return nil
+}
+
 // sendValue queues a Message, Request or Reply frame carrying v. The value
 // is encoded before the lock is taken; its type number is assigned (with a
 // TypeDef frame first, the first time) under the lock, so the definition
@@ -248,19 +270,8 @@ func (c *conn) sendValue(h frameHead, v any) error {
 		}
 	}
 
-	c.mu.Lock()
-	for len(c.out) > c.limit && !c.closed {
-		if c.room == nil {
-			c.room = make(chan struct{})
-		}
-		room := c.room
-		c.mu.Unlock()
-		<-room
-		c.mu.Lock()
-	}
-	if c.closed {
-		c.mu.Unlock()
-		return ErrNodeUnreachable
+	if err := c.lockRoom(); err != nil {
+		return err
 	}
 	wasEmpty := len(c.out) == 0
 	var id uint32
@@ -348,19 +359,8 @@ func (c *conn) queueMessages(tos []wire.Ref, info *typeInfo, body []byte) (int, 
 	if len(body)+64 > c.maxFrame {
 		return 0, fmt.Errorf("%w: %s encodes to %d bytes, over the peer's %d-byte frame limit", ErrFrameTooLarge, info.name, len(body), c.maxFrame)
 	}
-	c.mu.Lock()
-	for len(c.out) > c.limit && !c.closed {
-		if c.room == nil {
-			c.room = make(chan struct{})
-		}
-		room := c.room
-		c.mu.Unlock()
-		<-room
-		c.mu.Lock()
-	}
-	if c.closed {
-		c.mu.Unlock()
-		return 0, ErrNodeUnreachable
+	if err := c.lockRoom(); err != nil {
+		return 0, err
 	}
 	wasEmpty := len(c.out) == 0
 	id := c.typeNumber(info)

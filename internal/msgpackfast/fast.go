@@ -139,7 +139,7 @@ func (c *Codec) planFor(t reflect.Type) *fastPlan {
 		return v.(*fastPlan)
 	}
 	p := c.buildPlan(t, 1)
-	if p != nil && (pointerShaped(t) || !agreesWithLibrary(p, t)) {
+	if p != nil && (PointerShaped(t) || !agreesWithLibrary(p, t)) {
 		p = nil
 	}
 	c.plans.Store(t, p)
@@ -295,17 +295,17 @@ type eface struct {
 	data unsafe.Pointer
 }
 
-// pointerShaped reports whether values of t are stored directly in an
+// PointerShaped reports whether values of t are stored directly in an
 // interface's data word (pointers, maps, channels, funcs, and structs and
 // arrays that hold just one of those).
-func pointerShaped(t reflect.Type) bool {
+func PointerShaped(t reflect.Type) bool {
 	switch t.Kind() {
 	case reflect.Pointer, reflect.Map, reflect.Chan, reflect.Func, reflect.UnsafePointer:
 		return true
 	case reflect.Struct:
-		return t.NumField() == 1 && pointerShaped(t.Field(0).Type)
+		return t.NumField() == 1 && PointerShaped(t.Field(0).Type)
 	case reflect.Array:
-		return t.Len() == 1 && pointerShaped(t.Elem())
+		return t.Len() == 1 && PointerShaped(t.Elem())
 	}
 	return false
 }
