@@ -193,8 +193,8 @@ func (r *replica) randomPeer() (reign.Address, bool) {
 // request and its reply: our full state to member, which merges it and
 // replies with its own, which our actor merges. A member that dies
 // meanwhile fails the Call at once (reign watches it for us).
-func (r *replica) exchange(ctx context.Context, member reign.Address) {
-	ctx, cancel := context.WithTimeout(ctx, max(r.interval, 2*time.Second))
+func (r *replica) exchange(parent context.Context, member reign.Address) {
+	ctx, cancel := context.WithTimeout(parent, max(r.interval, 2*time.Second))
 	defer cancel()
 	mine, err := reign.Call(ctx, r.self, Get{})
 	if err != nil {
@@ -202,7 +202,7 @@ func (r *replica) exchange(ctx context.Context, member reign.Address) {
 	}
 	theirs, err := reign.Call(ctx, member, PushPull{Counts: mine.(State).Counts})
 	if err != nil {
-		if ctx.Err() == nil || !errors.Is(err, context.Canceled) {
+		if parent.Err() == nil { // not stopping: say why
 			r.say("push/pull with node %d: %v", member.NodeID(), err)
 		}
 		return
