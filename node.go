@@ -63,6 +63,16 @@ type Config struct {
 	// listen address from the cluster spec; the node closes it when Serve
 	// returns. Tests use it to listen on 127.0.0.1:0 without races.
 	Listener net.Listener
+
+	// Dynamic membership (membership.go).
+
+	// Membership, if non-nil, turns on dynamic membership: nodes join and
+	// leave a running cluster, and failures are detected by gossip
+	// (hashicorp/memberlist riding the nodes' connections). The spec's
+	// other nodes become seeds to join through. Nil means the fixed mesh
+	// of the spec, unchanged: every node connects to every other. It
+	// requires a Cluster.
+	Membership *MembershipConfig
 }
 
 // Default values of the Config fields whose zero value means "default".
@@ -154,6 +164,8 @@ func NewNode(cfg Config) (*Node, error) {
 		warnKeyPermissions(n.log, cfg.Cluster, n.id)
 	} else if cfg.Listener != nil {
 		return nil, &ConfigError{Field: "Config.Listener", Msg: "set without a Cluster"}
+	} else if cfg.Membership != nil {
+		return nil, &ConfigError{Field: "Config.Membership", Msg: "set without a Cluster"}
 	}
 	return n, nil
 }

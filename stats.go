@@ -59,7 +59,8 @@ type Stats struct {
 	// absent.
 	Closes map[CloseReason]uint64
 	// Peers has an entry for each node of the cluster spec other than
-	// this one.
+	// this one (with membership: for each node in the peer table, the
+	// members and the nodes connected).
 	Peers map[NodeID]PeerStats
 	// DroppedReserved counts messages from peers refused because their
 	// type is reserved to the node (MailboxClosed, MultipleClaim): a peer
@@ -72,6 +73,12 @@ type Stats struct {
 	// CertNotAfter is when the first of this node's certificate and its
 	// trusted CA certificates expires; zero before Serve's first check.
 	CertNotAfter time.Time
+
+	// Membership (membership.go).
+
+	// Members is the number of nodes membership lists alive, this one
+	// included; 0 without membership or before it has started.
+	Members int
 }
 
 // PeerStats are the counters of one peer; see Stats.
@@ -99,11 +106,15 @@ func (n *Node) Stats() Stats {
 		Connects:           s.connects.Load(),
 		Refused:            s.refused.Load(),
 		Closes:             s.closes.snapshot(),
-		Peers:              make(map[NodeID]PeerStats, len(n.cl.peers)),
+		Peers:              make(map[NodeID]PeerStats),
 		DroppedReserved:    n.droppedReserved(),
 	}
 	st.CertExpiryWarnings, st.CertNotAfter = n.cl.expiry.stats()
-	for id, p := range n.cl.peers {
+	if m := n.cl.member; m != nil {
+		st.Members = m.numMembers()
+	}
+	for _, p := range n.cl.peerList() {
+		id := p.id
 		up := p.live.Load() != nil
 		if up {
 			st.PeersUp++

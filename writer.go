@@ -270,7 +270,7 @@ func (n *Node) sendRemote(a Address, msg any) error {
 	if n.cl == nil {
 		return &SendError{To: a, Err: ErrNodeUnreachable}
 	}
-	p := n.cl.peers[a.node]
+	p := n.cl.peer(a.node)
 	if p == nil {
 		return &SendError{To: a, Err: fmt.Errorf("%w: node %d is not in the cluster spec", ErrNodeUnreachable, a.node)}
 	}
