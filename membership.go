@@ -454,6 +454,7 @@ func (m *membership) remove(ctx context.Context, p *peer) {
 			cn.close(CloseMemberGone, errors.New("membership declared the node failed or gone"))
 		}
 		m.c.removePeer(p)
+		m.c.n.log.Debug("membership: peer removed", "peer", int(p.id))
 		m.mu.Lock()
 		meta, back := m.members[p.id]
 		m.mu.Unlock()
@@ -566,9 +567,17 @@ func (m *membership) dialNode(ctx context.Context, a memberlist.Address) (gossip
 	if !ok || NodeID(id) == c.n.id {
 		return nil, fmt.Errorf("%w: member %q", ErrNodeUnreachable, a.Name)
 	}
-	p := c.addPeer(NodeID(id), a.Addr)
+	p := c.peer(NodeID(id))
 	if p == nil {
-		return nil, fmt.Errorf("%w: node %d", ErrNodeUnreachable, id)
+		// memberlist gossips to dead members for a while (so a node
+		// declared dead by mistake learns it and refutes): they get no
+		// peer, and the send fails as one to a dead host would
+		if !m.knows(NodeID(id)) {
+			return nil, fmt.Errorf("%w: node %d is not a member", ErrNodeUnreachable, id)
+		}
+		if p = c.addPeer(NodeID(id), a.Addr); p == nil {
+			return nil, fmt.Errorf("%w: node %d", ErrNodeUnreachable, id)
+		}
 	}
 	p.setGossipAddr(a.Addr)
 	cn, err := p.connect(ctx)
@@ -576,6 +585,22 @@ func (m *membership) dialNode(ctx context.Context, a memberlist.Address) (gossip
 		return nil, err
 	}
 	return (*gossipConn)(cn), nil
+}
+
+// knows reports whether node id is a member, or its join is queued.
+func (m *membership) knows(id NodeID) bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if _, ok := m.members[id]; ok {
+		return true
+	}
+	name := gossip.NodeName(uint16(id))
+	for _, ev := range m.events {
+		if ev.join && ev.node.Name == name {
+			return true
+		}
+	}
+	return false
 }
 
 // dialJoin connects to whichever node listens at addr (a seed: only its
@@ -723,14 +748,19 @@ func (a gossipAddr) Network() string { return "reign" }
 func (a gossipAddr) String() string  { return string(a) }
 
 // memberlistLog routes memberlist's log lines ("[LEVEL] memberlist: ...")
-// into the node's logger: errors at Warn (memberlist reports every failed
-// probe of a dead node as an error), warnings at Info, the rest at Debug.
+// into the node's logger: errors at Warn, warnings at Info, the rest (and
+// the failed sends to a dead member, which memberlist reports as errors)
+// at Debug.
 type memberlistLog struct{ l *slog.Logger }
 
 func (w *memberlistLog) Write(b []byte) (int, error) {
 	line := string(bytes.TrimSpace(b))
 	level := slog.LevelDebug
 	switch {
+	case bytes.Contains(b, []byte("Failed to send")):
+		// a send to a failed or departed member: memberlist reports
+		// each at ERR until it is declared dead, and gossips to the
+		// dead for a while after
 	case bytes.HasPrefix(b, []byte("[ERR]")):
 		level = slog.LevelWarn
 	case bytes.HasPrefix(b, []byte("[WARN]")):
