@@ -129,6 +129,7 @@ type membership struct {
 
 	mu       sync.Mutex
 	ml       *memberlist.Memberlist // nil when not running
+	ctx      context.Context        // Serve's: ends the dials memberlist waits on
 	members  map[NodeID]gossip.Meta // alive members, this node excluded
 	events   []memberEvent
 	refusals map[string]time.Time // last refusal logged, per member name
@@ -266,7 +267,7 @@ func (m *membership) Serve(ctx context.Context) error {
 		return fmt.Errorf("reign: membership: %w", err)
 	}
 	m.mu.Lock()
-	m.ml = ml
+	m.ml, m.ctx = ml, ctx
 	m.mu.Unlock()
 	defer func() {
 		m.mu.Lock()
@@ -540,6 +541,18 @@ func (m *membership) check(n *memberlist.Node) error {
 // whose send failed that way as a failed probe of the member (as a UDP
 // send to a dead host), where other errors would only be logged.
 func (m *membership) DialNode(ctx context.Context, a memberlist.Address) (gossip.Conn, error) {
+	m.mu.Lock()
+	serving := m.ctx
+	m.mu.Unlock()
+	if serving != nil {
+		// memberlist's calls (a Join, a push/pull) wait on their own
+		// timeouts only: shutting down must not wait for them
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithCancel(ctx)
+		defer cancel()
+		stop := context.AfterFunc(serving, cancel)
+		defer stop()
+	}
 	gc, err := m.dialNode(ctx, a)
 	if err != nil {
 		return nil, &net.OpError{Op: "dial", Net: "tcp", Addr: gossipAddr(a.Addr), Err: err}

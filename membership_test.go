@@ -327,3 +327,34 @@ func testLogger(id NodeID) *slog.Logger {
 	}
 	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
 }
+
+// TestMembershipDuplicateID: a second process started with a member's
+// node ID (a copied configuration) joins through another member: it is
+// refused as a duplicate node, logged and counted, and never replaces the
+// member, whose incarnation stays the one every node lists.
+func TestMembershipDuplicateID(t *testing.T) {
+	t.Parallel()
+	n1 := startMember(t, 1, nil)
+	n2 := startMember(t, 2, nil, n1.addr)
+	checkFor(t, 10*time.Second, func() error { return members(2, n1, n2) })
+	imp := startMember(t, 2, nil, n1.addr)
+	checkFor(t, 10*time.Second, func() error {
+		got := n1.Stats().Closes[CloseDuplicateNode]
+		return unless(got >= 2, "node 1 refused %d duplicates, want 2 (two join attempts)", got)
+	})
+	if err := members(2, n1, n2); err != nil {
+		t.Fatal(err)
+	}
+	if err := members(1, imp); err != nil {
+		t.Fatal(err)
+	}
+	n1.cl.member.mu.Lock()
+	meta := n1.cl.member.members[2]
+	n1.cl.member.mu.Unlock()
+	if meta.Incarnation != n2.inc {
+		t.Fatalf("node 1 lists node 2 with incarnation %d, want the first process's %d (the impostor's is %d)", meta.Incarnation, n2.inc, imp.inc)
+	}
+	if cn := n1.cl.peer(2).live.Load(); cn == nil || cn.peerInc != n2.inc {
+		t.Fatal("node 1's connection to node 2 is not the first process's")
+	}
+}
