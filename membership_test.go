@@ -358,3 +358,24 @@ func TestMembershipDuplicateID(t *testing.T) {
 		t.Fatal("node 1's connection to node 2 is not the first process's")
 	}
 }
+
+// TestMembershipSpecSeeds: with membership on, a static spec's nodes are
+// seeds: a three-node spec becomes a three-member cluster, each pair
+// connected once, and calls cross.
+func TestMembershipSpecSeeds(t *testing.T) {
+	t.Parallel()
+	tc := newTestCluster(t, 3, func(cfg *Config) { cfg.Membership = fastMembership() })
+	checkFor(t, 10*time.Second, func() error {
+		for id := NodeID(1); id <= 3; id++ {
+			n := tc.node(id)
+			if st := n.Stats(); st.Members != 3 || st.PeersUp != 2 {
+				return fmt.Errorf("node %d: %d members, %d peers up", id, st.Members, st.PeersUp)
+			}
+		}
+		return nil
+	})
+	srv, _ := startServer(t, tc.node(3), doubler)
+	if v, err := Call(testCtx(t), tc.node(1).BindAddress(srv), 21); err != nil || v != 42 {
+		t.Fatalf("call: %v, %v", v, err)
+	}
+}
