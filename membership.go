@@ -657,6 +657,39 @@ func (c *cluster) dialJoin(ctx context.Context, addr string) (*conn, error) {
 	return p.connect(ctx)
 }
 
+// connectOnUse returns p's connection (p may be nil). With membership, a
+// send to a member with no connection yet makes one, as Erlang connects on
+// first use, waiting at most the handshake timeout: the lower ID of a pair
+// keeps the connection up, but a node that has just joined may send before
+// that connection is made. Without membership, or to a node that is not a
+// member, it returns the connection as it is (nil if none).
+func (c *cluster) connectOnUse(p *peer, id NodeID) *conn {
+	if p != nil {
+		if cn := p.live.Load(); cn != nil || c.member == nil {
+			return cn
+		}
+	}
+	m := c.member
+	if m == nil {
+		return nil
+	}
+	m.mu.Lock()
+	meta, ok := m.members[id]
+	m.mu.Unlock()
+	if !ok {
+		return nil
+	}
+	if p == nil {
+		if p = c.addPeer(id, meta.DataAddr); p == nil {
+			return nil
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), c.n.cfg.HandshakeTimeout)
+	defer cancel()
+	cn, _ := p.connect(ctx)
+	return cn
+}
+
 // gossipTransport returns the running membership's Transport, or nil.
 func (c *cluster) gossipTransport() *gossip.Transport {
 	if c.member == nil {

@@ -379,3 +379,49 @@ func TestMembershipSpecSeeds(t *testing.T) {
 		t.Fatalf("call: %v, %v", v, err)
 	}
 }
+
+// TestMembershipConnectOnUse: a send to a member with no connection makes
+// one (Erlang's connect on first use) instead of failing: here node 2, the
+// lower ID, is kept from restoring the pair's connection, and node 3 sends.
+func TestMembershipConnectOnUse(t *testing.T) {
+	t.Parallel()
+	n1 := startMember(t, 1, nil)
+	n2 := startMember(t, 2, nil, n1.addr)
+	n3 := startMember(t, 3, nil, n1.addr)
+	checkFor(t, 10*time.Second, func() error { return members(3, n1, n2, n3) })
+	a2, mb2 := n2.NewMailbox()
+	to2 := n3.BindAddress(a2)
+	checkFor(t, 5*time.Second, func() error {
+		return unless(n2.cl.peer(3) != nil && n2.cl.peer(3).live.Load() != nil, "nodes 2 and 3 not connected")
+	})
+	p := n2.cl.peer(3)
+	p.member.Store(false) // node 2 no longer keeps the pair connected
+	old := n3.cl.peer(2).live.Load()
+	p.live.Load().close(CloseShutdown, nil)
+	// (a probe may connect the pair again at any moment: then the send
+	// below finds that connection)
+	checkFor(t, 5*time.Second, func() error {
+		return unless(n3.cl.peer(2).live.Load() != old, "node 3 still has its old connection to node 2")
+	})
+	// node 2's memberlist may dial node 3 at the same moment (a probe):
+	// then the connection node 3 made is the duplicate and is dropped,
+	// with what it carried, and node 3 sends again
+	for seq := 1; ; seq++ {
+		dups := n3.Stats().Closes[CloseDuplicateConn]
+		if err := to2.Send(testMsg{Seq: seq}); err != nil {
+			t.Fatalf("send to a member with no connection: %v", err)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		v, err := mb2.Receive(ctx)
+		cancel()
+		if err == nil {
+			if m := v.(testMsg); m.Seq != seq {
+				t.Fatalf("got %+v, want seq %d", m, seq)
+			}
+			return
+		}
+		if n3.Stats().Closes[CloseDuplicateConn] == dups || seq == 5 {
+			t.Fatalf("the message was lost without a duplicate connection to explain it")
+		}
+	}
+}

@@ -271,10 +271,10 @@ func (n *Node) sendRemote(a Address, msg any) error {
 		return &SendError{To: a, Err: ErrNodeUnreachable}
 	}
 	p := n.cl.peer(a.node)
-	if p == nil {
+	if p == nil && n.cl.member == nil {
 		return &SendError{To: a, Err: fmt.Errorf("%w: node %d is not in the cluster spec", ErrNodeUnreachable, a.node)}
 	}
-	cn := p.live.Load()
+	cn := n.cl.connectOnUse(p, a.node) // membership.go
 	if cn == nil {
 		return &SendError{To: a, Err: ErrNodeUnreachable}
 	}
