@@ -285,7 +285,7 @@ func (m *membership) Serve(ctx context.Context) error {
 
 	retry := time.NewTimer(0)
 	defer retry.Stop()
-	sweep := time.NewTicker(5 * time.Second)
+	sweep := time.NewTicker(time.Second)
 	defer sweep.Stop()
 	for {
 		select {
@@ -432,28 +432,35 @@ func (m *membership) admit(id NodeID, data, gaddr string) {
 }
 
 // remove turns a member's failure or departure into a peer down, in the
-// background: the connection gets a moment to end on its own (a leaving
-// node says Goodbye once its leave has spread), then is closed, and the
-// peer leaves the table. If the node is a member again by then, it is
-// admitted anew.
+// background, unless its connection proves the node alive: a connection
+// that receives bytes within a heartbeat interval and a half is kept (a
+// node declared failed by mistake, under load, refutes and is a member
+// again; closing its connection would fire its links for nothing, and the
+// reconnection would load the machine more). A leaving node's connection
+// ends with its Goodbye. A connection that stays silent is closed with
+// CloseMemberGone, and the peer leaves the table; a peer kept is removed
+// by the sweep once its connection has ended, unless it is a member again.
+// If the node is a member again by the time it is removed, it is admitted
+// anew.
 func (m *membership) remove(ctx context.Context, p *peer) {
-	if p.removing.Load() {
+	if p.removing.Load() || p.checking.Swap(true) {
 		return
 	}
-	p.removing.Store(true)
 	m.wg.Add(1)
 	go func() {
 		defer m.wg.Done()
+		defer p.checking.Store(false)
 		if cn := p.live.Load(); cn != nil {
-			t := time.NewTimer(m.cfg.LeaveTimeout + m.cfg.ProbeInterval)
-			select {
-			case <-cn.done:
-			case <-t.C:
-			case <-ctx.Done():
+			if p.stillAlive(ctx, cn) || p.member.Load() {
+				p.log.Info("membership says the node failed or left, but its connection is alive: keeping it until it ends")
+				return
 			}
-			t.Stop()
 			cn.close(CloseMemberGone, errors.New("membership declared the node failed or gone"))
 		}
+		if p.member.Load() {
+			return // a member again
+		}
+		p.removing.Store(true)
 		m.c.removePeer(p)
 		m.c.n.log.Debug("membership: peer removed", "peer", int(p.id))
 		m.mu.Lock()
