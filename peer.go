@@ -34,7 +34,7 @@ type peer struct {
 	demand   atomic.Int64 // monotime
 	want     chan struct{}
 	removing atomic.Bool
-	checking atomic.Bool // membership.remove is looking at it
+	checking atomic.Bool         // membership.remove is looking at it
 	token    suture.ServiceToken // the peer's service in the node's supervisor (under c.mu)
 
 	// live is the current connection, nil if none. It is written under
