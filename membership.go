@@ -259,6 +259,8 @@ func (m *membership) Serve(ctx context.Context) error {
 	mc.PushPullInterval = m.cfg.PushPullInterval
 	mc.TCPTimeout = 5 * time.Second
 	mc.UDPBufferSize = min(mc.UDPBufferSize, gossip.DefaultMaxPacketSize)
+	// compressing push/pull state costs CPU (LZW) for nothing on a LAN
+	mc.EnableCompression = false
 	mc.Logger = log.New(&memberlistLog{l: m.c.n.log}, "", 0)
 	m.tr.Store(tr)
 	ml, err := memberlist.Create(mc)
