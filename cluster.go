@@ -160,8 +160,16 @@ func (c *cluster) removePeer(p *peer) {
 	p.removing.Store(true)
 	sup, tok := c.sup, p.token
 	c.mu.Unlock()
-	if sup != nil {
-		_ = sup.RemoveAndWait(tok, 10*time.Second)
+	// Remove, then wait for the service here: suture's RemoveAndWait
+	// leaves a goroutine blocked forever if the supervisor stops while
+	// it waits.
+	if sup != nil && sup.Remove(tok) == nil {
+		t := time.NewTimer(10 * time.Second)
+		select {
+		case <-p.exited:
+		case <-t.C:
+		}
+		t.Stop()
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()

@@ -34,7 +34,9 @@ type peer struct {
 	demand   atomic.Int64 // monotime
 	want     chan struct{}
 	removing atomic.Bool
-	checking atomic.Bool         // membership.remove is looking at it
+	checking atomic.Bool   // membership.remove is looking at it
+	exited   chan struct{} // closed when Serve returns for its context's end
+	exitOnce sync.Once
 	token    suture.ServiceToken // the peer's service in the node's supervisor (under c.mu)
 
 	// live is the current connection, nil if none. It is written under
@@ -58,13 +60,14 @@ type peer struct {
 
 func newPeer(c *cluster, id NodeID, addr string) *peer {
 	return &peer{
-		c:     c,
-		id:    id,
-		addr:  addr,
-		dials: c.n.id < id,
-		offer: make(chan struct{}, 1),
-		want:  make(chan struct{}, 1),
-		log:   c.n.log.With("peer", int(id)),
+		c:      c,
+		id:     id,
+		addr:   addr,
+		dials:  c.n.id < id,
+		offer:  make(chan struct{}, 1),
+		want:   make(chan struct{}, 1),
+		exited: make(chan struct{}),
+		log:    c.n.log.With("peer", int(id)),
 	}
 }
 
@@ -132,6 +135,11 @@ func jitter(d time.Duration) time.Duration {
 // backoff) if this node has the lower ID, else taking the connections the
 // listener accepts from it.
 func (p *peer) Serve(ctx context.Context) error {
+	defer func() {
+		if ctx.Err() != nil {
+			p.exitOnce.Do(func() { close(p.exited) })
+		}
+	}()
 	backoff, dupWait := minBackoff, minDupWait
 	for ctx.Err() == nil {
 		var cn *conn
