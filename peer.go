@@ -440,6 +440,24 @@ func (p *peer) next(ctx context.Context) (*conn, error) {
 			return cn, nil
 		}
 		if p.wantsDial() {
+			if !p.dials && p.member.Load() {
+				// the lower ID keeps members connected and may be
+				// dialing now: give its connection a moment to arrive
+				// rather than make a duplicate
+				t := time.NewTimer(lowerDialGrace)
+				select {
+				case <-ctx.Done():
+				case <-p.offer:
+				case <-t.C:
+				}
+				t.Stop()
+				if cn := p.takePending(); cn != nil {
+					return cn, nil
+				}
+				if ctx.Err() != nil {
+					return nil, ctx.Err()
+				}
+			}
 			cn, err := p.dial(ctx)
 			if err != nil {
 				// those waiting in connect learn at once
@@ -469,6 +487,10 @@ func (p *peer) next(ctx context.Context) (*conn, error) {
 		}
 	}
 }
+
+// lowerDialGrace is how long the higher ID of a pair of members waits for
+// the lower's connection before dialing itself.
+const lowerDialGrace = 50 * time.Millisecond
 
 // takePending takes the connection waiting for the service, if any.
 func (p *peer) takePending() *conn {
