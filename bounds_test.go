@@ -103,7 +103,7 @@ func testBoundLinks(t *testing.T) {
 	t.Cleanup(mb.Close)
 	watcher := func(i int) wire.Ref { return wire.Ref{Inc: f.inc, ID: uint64(i + 1)} }
 	link := func(b []byte, i int) []byte { return linkFrame(b, target, watcher(i)) }
-	p := h.n4.cl.peers[absent]
+	p := h.n4.cl.peer(absent)
 	frames(t, f, 0, max, link)
 	frames(t, f, 0, max, link) // the same watchers again: not counted twice
 	settled(t, func() error {
@@ -336,7 +336,7 @@ func TestBoundsMemory(t *testing.T) {
 	t.Cleanup(mb.Close)
 	dst, dmb := h.n4.NewMailbox()
 	t.Cleanup(dmb.Close)
-	p := h.n4.cl.peers[absent]
+	p := h.n4.cl.peer(absent)
 	heap := func() uint64 {
 		runtime.GC()
 		runtime.GC()

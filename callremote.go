@@ -142,7 +142,7 @@ func (n *Node) peerConn(a Address) (*conn, error) {
 	if n.cl == nil {
 		return nil, &SendError{To: a, Err: ErrNodeUnreachable}
 	}
-	p := n.cl.peers[a.node]
+	p := n.cl.peer(a.node)
 	if p == nil {
 		return nil, &SendError{To: a, Err: fmt.Errorf("%w: node %d is not in the cluster spec", ErrNodeUnreachable, a.node)}
 	}
@@ -223,7 +223,7 @@ func (n *Node) originConn(from origin) *conn {
 	if n.cl == nil {
 		return nil
 	}
-	p := n.cl.peers[from.node]
+	p := n.cl.peer(from.node)
 	if p == nil {
 		return nil
 	}

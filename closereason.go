@@ -61,6 +61,16 @@ const (
 	// CloseLimitExceeded: the peer crossed a per-peer bound (type
 	// dictionary, links, names, queued control replies).
 	CloseLimitExceeded
+	// CloseDuplicateConn: with membership either side may dial; of two
+	// connections between the same two processes, the one the lower node
+	// ID dialed is kept and this one was closed. Routine.
+	CloseDuplicateConn
+	// CloseMemberGone: membership declared the peer failed (or it left
+	// and did not close its connection itself).
+	CloseMemberGone
+	// CloseGossipError: the peer broke the membership (gossip) protocol,
+	// or sent gossip to a node whose membership is off.
+	CloseGossipError
 
 	// numCloseReasons sizes the counters; keep it last.
 	numCloseReasons
@@ -82,6 +92,9 @@ var closeReasonNames = [numCloseReasons]string{
 	ClosePeerIdentity:      "peer identity",
 	CloseTooManyHandshakes: "too many handshakes",
 	CloseLimitExceeded:     "limit exceeded",
+	CloseDuplicateConn:     "duplicate connection",
+	CloseMemberGone:        "member gone",
+	CloseGossipError:       "gossip protocol error",
 }
 
 // String returns the reason's name, such as "heartbeat timeout".

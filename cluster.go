@@ -8,6 +8,7 @@ import (
 	"net"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/reign-go/reign/internal/wire"
@@ -24,9 +25,10 @@ type cluster struct {
 	n          *Node
 	self       NodeSpec
 	tls        *nodeTLS
-	peers      map[NodeID]*peer // fixed by the spec; never changes
-	hooks      []peerHook       // told of every peer up and down, in order
-	expiry     *certExpiry      // warns before a certificate expires
+	peerTab    atomic.Pointer[map[NodeID]*peer] // copy on write, under mu: see peer and addPeer
+	hooks      []peerHook                       // told of every peer up and down, in order
+	member     *membership                      // nil unless Config.Membership: see membership.go
+	expiry     *certExpiry                      // warns before a certificate expires
 	stats      counters
 	handshakes handshakeSet // the incoming handshakes in progress
 	refusals   refusalLog   // rate-limits the log lines of refused connections
@@ -37,10 +39,12 @@ type cluster struct {
 	// arrive exactly then.
 	testHookHandedOver func()
 
-	mu      sync.Mutex
-	serving bool  // a Serve is running
-	fatal   error // why the listener cannot come back; ends Serve
-	stop    context.CancelFunc
+	mu       sync.Mutex
+	serving  bool  // a Serve is running
+	stopping bool  // Serve's context is done: no new peers
+	fatal    error // why the listener cannot come back; ends Serve
+	stop     context.CancelFunc
+	sup      *suture.Supervisor // while serving: peers made at run time join it
 }
 
 // A peerHook is a subsystem that keeps per-peer state (links, registry;
@@ -69,7 +73,7 @@ func newCluster(n *Node) (*cluster, error) {
 		return nil, err
 	}
 	self, _ := spec.Node(n.id) // loadNodeTLS checked it is there
-	c := &cluster{n: n, self: self, tls: t, peers: map[NodeID]*peer{}, expiry: newCertExpiry(t, n.log)}
+	c := &cluster{n: n, self: self, tls: t, expiry: newCertExpiry(t, n.log)}
 	c.hooks = []peerHook{
 		linkHook{},     // linkremote.go: fire links to the peer's mailboxes, forget its watches
 		registryHook{}, // registry.go: send our claims; drop the peer's
@@ -78,13 +82,114 @@ func newCluster(n *Node) (*cluster, error) {
 		// nodeevents.go: NodeUp, NodeDown; last, so links have fired and names are gone
 		nodeEventsHook{},
 	}
+	if n.cfg.Membership != nil {
+		m, err := newMembership(c, *n.cfg.Membership)
+		if err != nil {
+			return nil, err
+		}
+		c.member = m
+	}
+	peers := map[NodeID]*peer{}
 	for _, ns := range spec.Nodes {
 		if ns.ID == n.id {
 			continue
 		}
-		c.peers[ns.ID] = newPeer(c, ns)
+		peers[ns.ID] = newPeer(c, ns.ID, ns.Address)
 	}
+	c.peerTab.Store(&peers)
 	return c, nil
+}
+
+// The peer table. Without membership it is the spec's other nodes, fixed
+// for the life of the node. With membership it grows when a node is first
+// heard of (a member gossiped, a connection accepted, a join dialed) and
+// shrinks when membership says a node has left or failed: the peer's
+// service is stopped first (its hooks have run peerDown), then it leaves
+// the table, so a node that comes back gets a new peer whose peerUp
+// follows the old one's peerDown.
+//
+// Readers (senders, links, the registry) load the table without a lock;
+// writers copy it under c.mu.
+
+// peer returns the peer for node id, or nil.
+func (c *cluster) peer(id NodeID) *peer { return (*c.peerTab.Load())[id] }
+
+// peerList returns the peers now, in no order.
+func (c *cluster) peerList() []*peer {
+	m := *c.peerTab.Load()
+	out := make([]*peer, 0, len(m))
+	for _, p := range m {
+		out = append(out, p)
+	}
+	return out
+}
+
+// addPeer returns the peer for node id, making it (and starting its
+// service) if there is none; addr, if not empty, is where to dial it. It
+// returns nil while Serve is not running or is stopping, or while the
+// node's previous peer is being removed (the caller refuses the
+// connection; the other side retries).
+func (c *cluster) addPeer(id NodeID, addr string) *peer {
+	if id == c.n.id {
+		return nil
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	old := *c.peerTab.Load()
+	if p := old[id]; p != nil {
+		if p.removing.Load() {
+			return nil
+		}
+		if addr != "" {
+			p.setAddr(addr)
+		}
+		return p
+	}
+	if c.sup == nil || c.stopping {
+		return nil
+	}
+	p := newPeer(c, id, addr)
+	m := make(map[NodeID]*peer, len(old)+1)
+	for k, v := range old {
+		m[k] = v
+	}
+	m[id] = p
+	c.peerTab.Store(&m)
+	p.token = c.sup.Add(p)
+	return p
+}
+
+// removePeer stops p's service (its connection's hooks run peerDown) and
+// takes it out of the table.
+func (c *cluster) removePeer(p *peer) {
+	c.mu.Lock()
+	p.removing.Store(true)
+	sup, tok := c.sup, p.token
+	c.mu.Unlock()
+	// Remove, then wait for the service here: suture's RemoveAndWait
+	// leaves a goroutine blocked forever if the supervisor stops while
+	// it waits.
+	if sup != nil && sup.Remove(tok) == nil {
+		t := time.NewTimer(10 * time.Second)
+		select {
+		case <-p.exited:
+		case <-t.C:
+		}
+		t.Stop()
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	old := *c.peerTab.Load()
+	if old[p.id] != p {
+		return
+	}
+	m := make(map[NodeID]*peer, len(old))
+	for k, v := range old {
+		if k != p.id {
+			m[k] = v
+		}
+	}
+	c.peerTab.Store(&m)
 }
 
 // serve runs the node's supervisor tree until ctx is done, or until the
@@ -118,13 +223,43 @@ func (c *cluster) serve(ctx context.Context) error {
 	})
 	sup.Add(&listenerService{c: c, ln: ln})
 	sup.Add(c.expiry)
-	for _, p := range c.peers {
-		sup.Add(p)
+	c.mu.Lock()
+	c.sup, c.stopping = sup, false
+	for _, p := range *c.peerTab.Load() {
+		p.token = sup.Add(p)
+	}
+	c.mu.Unlock()
+	if c.member != nil {
+		sup.Add(c.member)
 	}
 	c.n.log.Info("node serving", "addr", ln.Addr().String())
-	err := sup.Serve(ctx)
+	// The supervisor runs until ctx is done and, with membership, until
+	// this node has left the cluster: its leave rides the connections,
+	// which must still be up.
+	supCtx, supCancel := context.WithCancel(context.Background())
+	defer supCancel()
+	left := make(chan struct{})
+	go func() {
+		defer close(left)
+		select {
+		case <-ctx.Done():
+		case <-supCtx.Done():
+			return
+		}
+		c.mu.Lock()
+		c.stopping = true
+		c.mu.Unlock()
+		if c.member != nil {
+			c.member.leave()
+		}
+		supCancel()
+	}()
+	err := sup.Serve(supCtx)
+	supCancel()
+	<-left
 	c.mu.Lock()
 	fatal := c.fatal
+	c.sup = nil
 	c.mu.Unlock()
 	if fatal != nil {
 		return fatal
@@ -194,7 +329,7 @@ func (c *cluster) broadcastRelease(name string, a Address) {
 }
 
 func (c *cluster) broadcast(t wire.Type, name string, a Address) {
-	for _, p := range c.peers {
+	for _, p := range *c.peerTab.Load() {
 		if cn := p.live.Load(); cn != nil {
 			_ = cn.appendFrame(t, func(b []byte) []byte {
 				return wire.AppendClaim(b, wire.Claim{Name: name, Mailbox: ref(a)})

@@ -17,11 +17,11 @@ func TestOneConnectionPerPair(t *testing.T) {
 	tc.connected()
 	n1, n2 := tc.node(1), tc.node(2)
 	before1, before2 := n1.Stats(), n2.Stats()
-	live := n1.cl.peers[2].live.Load()
+	live := n1.cl.peer(2).live.Load()
 
 	for i := 0; i < 3; i++ {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		p := n2.cl.peers[1]
+		p := n2.cl.peer(1)
 		cn, err := p.dial(ctx) // node 2 dialing node 1: against the rule
 		cancel()
 		if err == nil {
@@ -32,7 +32,7 @@ func TestOneConnectionPerPair(t *testing.T) {
 	checkFor(t, 5*time.Second, func() error {
 		return unless(n1.Stats().Refused >= before1.Refused+3, "n1.Stats().Refused >= before1.Refused+3")
 	})
-	if got := n1.cl.peers[2].live.Load(); got != live {
+	if got := n1.cl.peer(2).live.Load(); got != live {
 		t.Fatal("the established connection was replaced")
 	}
 	a1, a2 := n1.Stats(), n2.Stats()

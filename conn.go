@@ -34,6 +34,7 @@ type conn struct {
 	version  uint16 // the protocol version negotiated in the handshake
 	maxFrame int    // the largest frame we may send: min of both sides' limits
 	limit    int    // the send buffer limit, bytes
+	outbound bool   // this node dialed it (set before it runs; see peer.keepsFirst)
 
 	mu          sync.Mutex
 	out         []byte        // frames waiting for the writer
@@ -257,25 +258,27 @@ type frameHandler func(c *conn, payload []byte) error
 // subsystem it serves. A frame type with no handler (Hello after the
 // handshake, a type this version does not know) is a protocol error.
 var frameHandlers = [wire.MaxType + 1]frameHandler{
-	wire.TypeHeartbeat:   handleHeartbeat,   // conn.go
-	wire.TypeTypeDef:     handleTypeDef,     // conn.go
-	wire.TypeMessage:     handleMessage,     // conn.go
-	wire.TypeGoodbye:     handleGoodbye,     // conn.go
-	wire.TypeLink:        handleLink,        // link.go
-	wire.TypeUnlink:      handleUnlink,      // link.go
-	wire.TypeClosed:      handleClosed,      // link.go
-	wire.TypeRequest:     handleRequest,     // call.go
-	wire.TypeReply:       handleReply,       // call.go
-	wire.TypeRegClaim:    handleRegClaim,    // registry.go
-	wire.TypeRegRelease:  handleRegRelease,  // registry.go
-	wire.TypeRegSyncDone: handleRegSyncDone, // registry.go
-	wire.TypeLinkFor:     handleLinkFor,     // link.go
-	wire.TypePing:        handlePing,        // traffic.go
-	wire.TypePong:        handlePong,        // traffic.go
-	wire.TypeCallFailed:  handleCallFailed,  // call.go
-	wire.TypeGroupJoin:   handleGroupJoin,   // groups.go
-	wire.TypeGroupLeave:  handleGroupLeave,  // groups.go
-	wire.TypeGroupSync:   handleGroupSync,   // groups.go
+	wire.TypeHeartbeat:    handleHeartbeat,    // conn.go
+	wire.TypeTypeDef:      handleTypeDef,      // conn.go
+	wire.TypeMessage:      handleMessage,      // conn.go
+	wire.TypeGoodbye:      handleGoodbye,      // conn.go
+	wire.TypeLink:         handleLink,         // linkremote.go
+	wire.TypeUnlink:       handleUnlink,       // linkremote.go
+	wire.TypeClosed:       handleClosed,       // linkremote.go
+	wire.TypeRequest:      handleRequest,      // callremote.go
+	wire.TypeReply:        handleReply,        // callremote.go
+	wire.TypeRegClaim:     handleRegClaim,     // registry.go
+	wire.TypeRegRelease:   handleRegRelease,   // registry.go
+	wire.TypeRegSyncDone:  handleRegSyncDone,  // registry.go
+	wire.TypeLinkFor:      handleLinkFor,      // linkremote.go
+	wire.TypePing:         handlePing,         // traffic.go
+	wire.TypePong:         handlePong,         // traffic.go
+	wire.TypeCallFailed:   handleCallFailed,   // callremote.go
+	wire.TypeGroupJoin:    handleGroupJoin,    // groupsync.go
+	wire.TypeGroupLeave:   handleGroupLeave,   // groupsync.go
+	wire.TypeGroupSync:    handleGroupSync,    // groupsync.go
+	wire.TypeGossip:       handleGossip,       // membership.go
+	wire.TypeGossipStream: handleGossipStream, // membership.go
 }
 
 // handleHeartbeat: any frame is liveness; this one carries nothing else.
@@ -323,6 +326,9 @@ func handleGoodbye(c *conn, payload []byte) error {
 	}
 	if g.Reason == wire.GoodbyeDuplicate {
 		return closeWith(CloseDuplicateNode, fmt.Errorf("%w: node %d refused this connection: another live process claims node %d", ErrDuplicateNode, c.p.id, c.p.c.n.id))
+	}
+	if g.Reason == wire.GoodbyeDuplicateConn { // membership.go
+		return closeWith(CloseDuplicateConn, io.EOF)
 	}
 	return closeWith(CloseGoodbye, io.EOF)
 }

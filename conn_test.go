@@ -214,7 +214,7 @@ func TestDuplicateNodeKeptOneNoStorm(t *testing.T) {
 	n2 := tc.start(2, lns[2])
 	n1 := tc.start(1, lns[1])
 	tc.connected()
-	kept := n2.cl.peers[1].live.Load()
+	kept := n2.cl.peer(1).live.Load()
 	before := n2.Stats()
 
 	// the copy: node 1 again, in another process, listening elsewhere
@@ -247,11 +247,11 @@ func TestDuplicateNodeKeptOneNoStorm(t *testing.T) {
 	watch := time.Now().Add(1500 * time.Millisecond)
 	var flapped bool
 	checkFor(t, testTimeout, func() error {
-		flapped = flapped || n2.cl.peers[1].live.Load() != kept
+		flapped = flapped || n2.cl.peer(1).live.Load() != kept
 		return unless(flapped || time.Now().After(watch), "watching node 2's connection for flapping")
 	})
 	after := n2.Stats()
-	if after.Connects != before.Connects || n2.cl.peers[1].live.Load() != kept {
+	if after.Connects != before.Connects || n2.cl.peer(1).live.Load() != kept {
 		t.Fatalf("node 2's connection to node 1 flapped: connects %d -> %d", before.Connects, after.Connects)
 	}
 	if k := after.Peers[1].Closes[CloseDuplicateNode]; k > 3 {

@@ -75,11 +75,11 @@ func joinOver(t *testing.T, n1, n2 *Node, a, b net.Conn) (stop func()) {
 	r1, r2 := make(chan res, 1), make(chan res, 1)
 	go func() {
 		h, err := exchangeHello(hctx, n1, a, n2.id)
-		r1 <- res{newConn(n1.cl.peers[n2.id], a, h), err}
+		r1 <- res{newConn(n1.cl.peer(n2.id), a, h), err}
 	}()
 	go func() {
 		h, err := exchangeHello(hctx, n2, b, n1.id)
-		r2 <- res{newConn(n2.cl.peers[n1.id], b, h), err}
+		r2 <- res{newConn(n2.cl.peer(n1.id), b, h), err}
 	}()
 	x1, x2 := <-r1, <-r2
 	if x1.err != nil || x2.err != nil {
@@ -180,7 +180,7 @@ func TestProtocolOverConnTypes(t *testing.T) {
 			w, wmb := n1.NewMailbox()
 			ry.OnCloseNotify(w)
 			checkFor(t, 5*time.Second, func() error {
-				p := n2.cl.peers[1]
+				p := n2.cl.peer(1)
 				p.mu.Lock()
 				defer p.mu.Unlock()
 				return unless(len(p.links.watched) == 1, "len(p.links.watched) == 1")

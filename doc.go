@@ -73,6 +73,12 @@
 // the names they were registered under, never resolved by reflection on
 // names read from the network.
 //
+// The spec's nodes are a fixed full mesh. With Config.Membership, nodes
+// join and leave a running cluster instead: a node whose certificate the
+// cluster CA signed joins knowing one member's address, and failures are
+// detected by gossip (hashicorp/memberlist, riding the same connections:
+// no second port). See MembershipConfig.
+//
 // # Guarantees
 //
 // Messages from one goroutine to one mailbox arrive in the order sent,

@@ -264,8 +264,10 @@ func (n *Node) peerSnapshots() []PeerInfo {
 	if n.cl == nil {
 		return []PeerInfo{}
 	}
-	out := make([]PeerInfo, 0, len(n.cl.peers))
-	for id, p := range n.cl.peers {
+	peers := n.cl.peerList()
+	out := make([]PeerInfo, 0, len(peers))
+	for _, p := range peers {
+		id := p.id
 		out = append(out, PeerInfo{Node: id, Address: p.addr, Up: p.live.Load() != nil,
 			Connects: p.connects.Load(), Closes: p.closes.snapshot(), Traffic: p.traffic.snapshot()})
 	}

@@ -196,7 +196,7 @@ func (n *Node) peerOf(id NodeID) *peer {
 	if n.cl == nil || id == n.id {
 		return nil
 	}
-	return n.cl.peers[id]
+	return n.cl.peer(id)
 }
 
 // addLink adds notify to the mailbox's watchers; it reports false if the

@@ -64,14 +64,14 @@ func (linkHook) peerDown(p *peer, _ *conn, why CloseReason) {
 
 // linkRemote asks a's node to tell notify when a closes.
 func (n *Node) linkRemote(a, notify Address) {
-	if n.cl == nil || n.cl.peers[a.node] == nil {
+	if n.cl == nil || n.cl.peer(a.node) == nil {
 		n.notifyClosed(notify, MailboxClosed{Address: a, Reason: NoConnection})
 		return
 	}
 	if notify.node != n.id || notify.inc != n.inc {
 		return // only mailboxes of this node can watch through it
 	}
-	p := n.cl.peers[a.node]
+	p := n.cl.peer(a.node)
 	p.mu.Lock()
 	cn := p.live.Load()
 	if cn == nil || a.inc != cn.peerInc {
@@ -107,10 +107,10 @@ func (n *Node) linkRemote(a, notify Address) {
 
 // unlinkRemote cancels linkRemote.
 func (n *Node) unlinkRemote(a, notify Address) {
-	if n.cl == nil || n.cl.peers[a.node] == nil {
+	if n.cl == nil || n.cl.peer(a.node) == nil {
 		return
 	}
-	p := n.cl.peers[a.node]
+	p := n.cl.peer(a.node)
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	set, ok := p.links.out[a]
@@ -263,7 +263,7 @@ func (n *Node) sendClosedRemote(notify Address, mc MailboxClosed) {
 	if n.cl == nil || mc.Address.node != n.id {
 		return
 	}
-	p := n.cl.peers[notify.node]
+	p := n.cl.peer(notify.node)
 	if p == nil {
 		return
 	}
@@ -286,7 +286,7 @@ func (n *Node) unlinkWatcher(a Address) {
 	if n.cl == nil {
 		return
 	}
-	for _, p := range n.cl.peers {
+	for _, p := range n.cl.peerList() {
 		p.mu.Lock()
 		p.links.uncount(a.id, p.links.watched[a.id])
 		p.mu.Unlock()

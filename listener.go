@@ -198,12 +198,19 @@ func (c *cluster) accept(ctx context.Context, nc net.Conn) {
 		refuse(err)
 		return
 	}
-	p = c.peers[id]
+	p = c.peer(id)
+	if c.member != nil {
+		// any node the cluster CA signed may join: its peer is made now
+		if p = c.addPeer(id, ""); p == nil {
+			refuse(fmt.Errorf("%w: node %d is leaving the peer table, or this node is stopping", ErrHandshake, id))
+			return
+		}
+	}
 	switch {
 	case p == nil:
 		refuse(fmt.Errorf("%w: node %d is not in this node's cluster spec", ErrPeerIdentity, id))
 		return
-	case p.dials:
+	case p.dials && c.member == nil:
 		refuse(fmt.Errorf("%w: node %d dialed, but the lower ID dials (this node dials %d)", ErrHandshake, id, id))
 		return
 	}

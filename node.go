@@ -135,6 +135,15 @@ type Config struct {
 	// group) that one peer may hold on this node, in all its groups. Zero
 	// means DefaultMaxPeerGroupMembers (262,144).
 	MaxPeerGroupMembers int
+	// Dynamic membership (membership.go).
+
+	// Membership, if non-nil, turns on dynamic membership: nodes join and
+	// leave a running cluster, and failures are detected by gossip
+	// (hashicorp/memberlist riding the nodes' connections). The spec's
+	// other nodes become seeds to join through. Nil means the fixed mesh
+	// of the spec, unchanged: every node connects to every other. It
+	// requires a Cluster.
+	Membership *MembershipConfig
 }
 
 // Default values of the Config fields whose zero value means "default".
@@ -238,6 +247,8 @@ func NewNode(cfg Config) (*Node, error) {
 		warnKeyPermissions(n.log, cfg.Cluster, n.id)
 	} else if cfg.Listener != nil {
 		return nil, &ConfigError{Field: "Config.Listener", Msg: "set without a Cluster"}
+	} else if cfg.Membership != nil {
+		return nil, &ConfigError{Field: "Config.Membership", Msg: "set without a Cluster"}
 	}
 	return n, nil
 }

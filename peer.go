@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/reign-go/reign/internal/wire"
+	"github.com/thejerf/suture/v4"
 )
 
 // peer is this node's side of its relation with one other node: the
@@ -21,9 +22,22 @@ import (
 type peer struct {
 	c     *cluster
 	id    NodeID
-	addr  string // the peer's address from the spec: where to dial it
-	dials bool   // this node dials the peer (the lower ID dials)
+	dials bool // without membership: this node dials the peer (the lower ID dials)
 	log   *slog.Logger
+
+	// With membership (see membership.go) either side may dial: member
+	// is set while membership lists the node alive (the lower ID then
+	// keeps a connection up), demand until when a dial was asked for (a
+	// probe or a join needs the connection), want wakes the service.
+	// removing is set once the peer is leaving the table.
+	member   atomic.Bool
+	demand   atomic.Int64 // monotime
+	want     chan struct{}
+	removing atomic.Bool
+	checking atomic.Bool   // membership.remove is looking at it
+	exited   chan struct{} // closed when Serve returns for its context's end
+	exitOnce sync.Once
+	token    suture.ServiceToken // the peer's service in the node's supervisor (under c.mu)
 
 	// live is the current connection, nil if none. It is written under
 	// mu, so a hook that checks it under mu sees no change before it
@@ -35,22 +49,59 @@ type peer struct {
 	closes   closeCounts
 
 	mu       sync.Mutex
-	pending  *conn     // accepted, waiting for the service
-	links    peerLinks // link.go's state for this peer
+	addr     string        // where to dial the peer: its spec or gossiped address
+	gaddr    string        // its memberlist address, ip:port ("" if unknown; membership.go)
+	pending  *conn         // accepted (or dialed by a join), waiting for the service
+	upc      chan struct{} // closed when a connection comes up or a dial fails; nil if nobody waits
+	dialErr  error         // why the last dial failed
+	links    peerLinks     // link.go's state for this peer
 	lastDrop time.Time
 
 	traffic peerTraffic // bytes, frames, messages, round-trip time (traffic.go)
 }
 
-func newPeer(c *cluster, ns NodeSpec) *peer {
+func newPeer(c *cluster, id NodeID, addr string) *peer {
 	return &peer{
-		c:     c,
-		id:    ns.ID,
-		addr:  ns.Address,
-		dials: c.n.id < ns.ID,
-		offer: make(chan struct{}, 1),
-		log:   c.n.log.With("peer", int(ns.ID)),
+		c:      c,
+		id:     id,
+		addr:   addr,
+		dials:  c.n.id < id,
+		offer:  make(chan struct{}, 1),
+		want:   make(chan struct{}, 1),
+		exited: make(chan struct{}),
+		log:    c.n.log.With("peer", int(id)),
 	}
+}
+
+// dialAddr returns where to dial the peer ("" if unknown).
+func (p *peer) dialAddr() string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.addr
+}
+
+// gossipAddr returns the peer's memberlist address, "" if unknown.
+func (p *peer) gossipAddr() string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.gaddr
+}
+
+// setGossipAddr records the peer's memberlist address.
+func (p *peer) setGossipAddr(a string) {
+	if a == "" {
+		return
+	}
+	p.mu.Lock()
+	p.gaddr = a
+	p.mu.Unlock()
+}
+
+// setAddr sets where to dial the peer.
+func (p *peer) setAddr(a string) {
+	p.mu.Lock()
+	p.addr = a
+	p.mu.Unlock()
 }
 
 func (p *peer) String() string { return fmt.Sprintf("reign peer %d", p.id) }
@@ -86,13 +137,21 @@ func jitter(d time.Duration) time.Duration {
 // backoff) if this node has the lower ID, else taking the connections the
 // listener accepts from it.
 func (p *peer) Serve(ctx context.Context) error {
+	defer func() {
+		if ctx.Err() != nil {
+			p.exitOnce.Do(func() { close(p.exited) })
+		}
+	}()
 	backoff, dupWait := minBackoff, minDupWait
 	for ctx.Err() == nil {
 		var cn *conn
 		var err error
-		if p.dials {
+		switch {
+		case p.c.member != nil:
+			cn, err = p.next(ctx)
+		case p.dials:
 			cn, err = p.dial(ctx)
-		} else {
+		default:
 			cn, err = p.await(ctx)
 		}
 		if err != nil {
@@ -106,7 +165,7 @@ func (p *peer) Serve(ctx context.Context) error {
 		backoff = minBackoff
 		switch p.runConn(ctx, cn) {
 		case CloseGoodbye:
-			if p.dials {
+			if p.dials || p.c.member != nil {
 				// the peer is shutting down: give it time to go rather
 				// than dial into its last moments
 				sleepCtx(ctx, afterGoodbye)
@@ -128,6 +187,7 @@ func (p *peer) Serve(ctx context.Context) error {
 	if pend != nil {
 		pend.close(CloseShutdown, nil)
 		p.c.countClose(p, CloseShutdown)
+		p.c.gossipConnLost(pend)
 	}
 	return ctx.Err()
 }
@@ -146,10 +206,14 @@ func (p *peer) dial(ctx context.Context) (*conn, error) {
 		}
 		d.LocalAddr = tla
 	}
-	nc, err := d.DialContext(ctx, "tcp", p.addr)
+	addr := p.dialAddr()
+	if addr == "" {
+		return nil, fmt.Errorf("reign: node %d: no address known to dial", p.id)
+	}
+	nc, err := d.DialContext(ctx, "tcp", addr)
 	if err != nil {
 		// not counted: no connection was made
-		p.log.Debug("cannot connect", "addr", p.addr, "err", err)
+		p.log.Debug("cannot connect", "addr", addr, "err", err)
 		return nil, err
 	}
 	tc := tls.Client(nc, p.c.tls.clientConfig(p.id))
@@ -162,6 +226,7 @@ func (p *peer) dial(ctx context.Context) (*conn, error) {
 		_ = nc.Close()
 		return nil, p.dialFailed(err)
 	}
+	cn.outbound = true
 	return cn, nil
 }
 
@@ -176,7 +241,7 @@ func (p *peer) dialFailed(err error) error {
 	if networkError(err) {
 		level = slog.LevelInfo
 	}
-	p.log.Log(context.Background(), level, "connection failed", "addr", p.addr, "reason", r, "err", err)
+	p.log.Log(context.Background(), level, "connection failed", "addr", p.dialAddr(), "reason", r, "err", err)
 	return err
 }
 
@@ -197,16 +262,30 @@ func (p *peer) offerConn(ctx context.Context, cn *conn) {
 		p.refuseDuplicate(cn, cur)
 		return
 	}
+	if cur := p.live.Load(); cur != nil && p.keepsFirst(cur, cn) {
+		p.dropDuplicateConn(cn)
+		return
+	}
 	p.mu.Lock()
 	old, cur := p.pending, p.live.Load()
+	if old != nil && p.keepsFirst(old, cn) {
+		p.mu.Unlock()
+		p.dropDuplicateConn(cn)
+		return
+	}
 	p.pending = cn
 	p.mu.Unlock()
 	if old != nil {
 		old.close(CloseReplaced, nil)
 		p.c.countClose(p, CloseReplaced)
+		p.c.gossipConnLost(old)
 	}
 	if cur != nil {
-		cur.close(CloseReplaced, fmt.Errorf("replaced by a newer connection from %s", cn.remote))
+		why := CloseReplaced
+		if p.c.member != nil && cur.peerInc == cn.peerInc && cur.outbound != cn.outbound {
+			why = CloseDuplicateConn
+		}
+		cur.close(why, fmt.Errorf("replaced by a newer connection from %s", cn.remote))
 	}
 	select {
 	case p.offer <- struct{}{}:
@@ -281,6 +360,10 @@ func (p *peer) await(ctx context.Context) (*conn, error) {
 func (p *peer) runConn(ctx context.Context, cn *conn) CloseReason {
 	p.mu.Lock()
 	p.live.Store(cn)
+	if p.upc != nil {
+		close(p.upc)
+		p.upc = nil
+	}
 	p.mu.Unlock()
 	p.connects.Add(1)
 	p.c.stats.connects.Add(1)
@@ -290,6 +373,7 @@ func (p *peer) runConn(ctx context.Context, cn *conn) CloseReason {
 	}
 
 	why, err := cn.run(ctx)
+	p.c.gossipConnLost(cn)
 
 	p.mu.Lock()
 	if p.live.Load() == cn {
@@ -319,6 +403,10 @@ func (p *peer) logDown(cn *conn, why CloseReason, err error) {
 		p.log.Info("connection replaced", attrs...)
 	case CloseDuplicateNode:
 		p.log.Error("duplicate node: the peer refused this connection, another live process claims this node's ID; backing off", attrs...)
+	case CloseDuplicateConn:
+		p.log.Info("duplicate connection closed: the pair keeps the one the lower ID dialed", attrs...)
+	case CloseMemberGone:
+		p.log.Warn("peer left the cluster or failed, as membership says", attrs...)
 	default:
 		p.log.Warn("peer lost", attrs...)
 	}
@@ -336,4 +424,157 @@ func (p *peer) logDrop(err error) {
 	if ok {
 		p.log.Warn("message dropped", "err", err)
 	}
+}
+
+// With membership, either side of a pair may dial (a probe or a join can
+// need the connection on either side), so two connections can come up at
+// once. Both sides apply one rule: between two connections from the same
+// pair of processes, the one the lower ID dialed is kept; the other is
+// closed with Goodbye{duplicate connection}. Without membership only the
+// lower ID dials and the rule never applies.
+
+// next returns the next connection to run, with membership: an accepted
+// one if any, else one it dials if the peer is wanted, else it waits for
+// one of those.
+func (p *peer) next(ctx context.Context) (*conn, error) {
+	for {
+		if cn := p.takePending(); cn != nil {
+			return cn, nil
+		}
+		if p.wantsDial() {
+			if !p.dials && p.member.Load() {
+				// the lower ID keeps members connected and may be
+				// dialing now: give its connection a moment to arrive
+				// rather than make a duplicate
+				t := time.NewTimer(lowerDialGrace)
+				select {
+				case <-ctx.Done():
+				case <-p.offer:
+				case <-t.C:
+				}
+				t.Stop()
+				if cn := p.takePending(); cn != nil {
+					return cn, nil
+				}
+				if ctx.Err() != nil {
+					return nil, ctx.Err()
+				}
+			}
+			cn, err := p.dial(ctx)
+			if err != nil {
+				// those waiting in connect learn at once
+				p.mu.Lock()
+				p.dialErr = err
+				if p.upc != nil {
+					close(p.upc)
+					p.upc = nil
+				}
+				p.mu.Unlock()
+				return nil, err
+			}
+			if pend := p.takePending(); pend != nil {
+				if p.keepsFirst(pend, cn) {
+					p.dropDuplicateConn(cn)
+					return pend, nil
+				}
+				p.dropDuplicateConn(pend)
+			}
+			return cn, nil
+		}
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-p.offer:
+		case <-p.want:
+		}
+	}
+}
+
+// lowerDialGrace is how long the higher ID of a pair of members waits for
+// the lower's connection before dialing itself.
+const lowerDialGrace = 50 * time.Millisecond
+
+// takePending takes the connection waiting for the service, if any.
+func (p *peer) takePending() *conn {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	cn := p.pending
+	p.pending = nil
+	return cn
+}
+
+// wantsDial reports whether the service should dial the peer now: it is a
+// member and this node has the lower ID (the lower keeps the pair
+// connected), or a dial was asked for and has not expired.
+func (p *peer) wantsDial() bool {
+	if p.removing.Load() || p.dialAddr() == "" {
+		return false
+	}
+	return (p.member.Load() && p.dials) || monotime() < p.demand.Load()
+}
+
+// wake tells the service to look again at whether to dial.
+func (p *peer) wake() {
+	select {
+	case p.want <- struct{}{}:
+	default:
+	}
+}
+
+// connect returns the peer's connection, asking the service to dial if
+// there is none, and waiting for it until ctx is done.
+func (p *peer) connect(ctx context.Context) (*conn, error) {
+	for {
+		p.mu.Lock()
+		if cn := p.live.Load(); cn != nil {
+			p.mu.Unlock()
+			return cn, nil
+		}
+		if p.upc == nil {
+			p.upc = make(chan struct{})
+		}
+		upc := p.upc
+		p.mu.Unlock()
+		if dl, ok := ctx.Deadline(); ok {
+			until := monotime() + int64(time.Until(dl))
+			if until > p.demand.Load() {
+				p.demand.Store(until)
+			}
+		}
+		p.wake()
+		select {
+		case <-ctx.Done():
+			return nil, fmt.Errorf("%w: node %d: %w", ErrNodeUnreachable, p.id, ctx.Err())
+		case <-upc:
+		}
+		p.mu.Lock()
+		cn, err := p.live.Load(), p.dialErr
+		p.mu.Unlock()
+		if cn == nil && err != nil {
+			return nil, err
+		}
+	}
+}
+
+// keepsFirst reports whether, of two connections to the peer, a is kept
+// and b dropped: with membership, when both link the same two processes
+// and only a was dialed by the lower ID.
+func (p *peer) keepsFirst(a, b *conn) bool {
+	if p.c.member == nil || a.peerInc != b.peerInc || a.outbound == b.outbound {
+		return false
+	}
+	lower := p.c.n.id < p.id // this node is the lower ID
+	return a.outbound == lower
+}
+
+// dropDuplicateConn closes cn, a second connection between the pair, with
+// Goodbye{duplicate connection}, so the other side closes it quietly too.
+func (p *peer) dropDuplicateConn(cn *conn) {
+	p.c.countClose(p, CloseDuplicateConn)
+	p.log.Debug("duplicate connection dropped", "addr", cn.remote, "reason", CloseDuplicateConn)
+	frame := wire.AppendFrame(nil, wire.TypeGoodbye, wire.AppendGoodbye(nil, wire.Goodbye{Reason: wire.GoodbyeDuplicateConn}))
+	_ = cn.nc.SetWriteDeadline(time.Now().Add(goodbyeTimeout))
+	_, _ = cn.nc.Write(frame)
+	cn.close(CloseDuplicateConn, nil)
+	p.c.gossipConnLost(cn)
 }

@@ -163,7 +163,7 @@ func TestRemoteCallFailsFastWhenServerNodeDies(t *testing.T) {
 	before := n1.Stats().Peers[2].Closes
 	start := time.Now()
 	// the death: node 2's socket closes under it, without a Goodbye
-	cn := n2.cl.peers[1].live.Load()
+	cn := n2.cl.peer(1).live.Load()
 	_ = cn.nc.(*tls.Conn).NetConn().Close()
 	select {
 	case err := <-errc:

@@ -543,7 +543,7 @@ func (f *soakFlood) stream(s int) {
 // sample records node 1's peak heap and the peak of its outgoing buffer to
 // node 4 (white-box).
 func (f *soakFlood) sample() {
-	p := f.n.cl.peers[soakSinkNode]
+	p := f.n.cl.peer(soakSinkNode)
 	for i := 0; !f.stopped(); i++ {
 		var buf uint64
 		if cn := p.live.Load(); cn != nil {

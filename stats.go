@@ -65,7 +65,8 @@ type Stats struct {
 	// absent.
 	Closes map[CloseReason]uint64
 	// Peers has an entry for each node of the cluster spec other than
-	// this one.
+	// this one (with membership: for each node in the peer table, the
+	// members and the nodes connected).
 	Peers map[NodeID]PeerStats
 	// DroppedReserved counts messages from peers refused because their
 	// type is reserved to the node (MailboxClosed, MultipleClaim): a peer
@@ -95,6 +96,12 @@ type Stats struct {
 	// still awaits: forged (a wrong or guessed reference, or one sent to
 	// another node), or late (the Call had stopped waiting).
 	DroppedUnmatchedReply uint64
+
+	// Membership (membership.go).
+
+	// Members is the number of nodes membership lists alive, this one
+	// included; 0 without membership or before it has started.
+	Members int
 }
 
 // PeerStats are the counters of one peer; see Stats.
@@ -149,7 +156,7 @@ func (n *Node) Stats() Stats {
 		Connects:           s.connects.Load(),
 		Refused:            s.refused.Load(),
 		Closes:             s.closes.snapshot(),
-		Peers:              make(map[NodeID]PeerStats, len(n.cl.peers)),
+		Peers:              make(map[NodeID]PeerStats),
 		DroppedReserved:    n.droppedReserved(),
 		LimitsExceeded:     s.limits.snapshot(),
 		LinksForwarded:     s.linksForwarded.Load(),
@@ -157,7 +164,11 @@ func (n *Node) Stats() Stats {
 	}
 	st.DroppedUnmatchedReply = s.droppedUnmatchedReply.Load()
 	st.CertExpiryWarnings, st.CertNotAfter = n.cl.expiry.stats()
-	for id, p := range n.cl.peers {
+	if m := n.cl.member; m != nil {
+		st.Members = m.numMembers()
+	}
+	for _, p := range n.cl.peerList() {
+		id := p.id
 		up := p.live.Load() != nil
 		if up {
 			st.PeersUp++

@@ -319,11 +319,11 @@ func (n *Node) sendRemote(a Address, msg any) error {
 	if n.cl == nil {
 		return &SendError{To: a, Err: ErrNodeUnreachable}
 	}
-	p := n.cl.peers[a.node]
-	if p == nil {
+	p := n.cl.peer(a.node)
+	if p == nil && n.cl.member == nil {
 		return &SendError{To: a, Err: fmt.Errorf("%w: node %d is not in the cluster spec", ErrNodeUnreachable, a.node)}
 	}
-	cn := p.live.Load()
+	cn := n.cl.connectOnUse(p, a.node) // membership.go
 	if cn == nil {
 		return &SendError{To: a, Err: ErrNodeUnreachable}
 	}

@@ -36,6 +36,7 @@ import (
 	"os"
 	"os/signal"
 	"strconv"
+	"strings"
 	"syscall"
 
 	"github.com/reign-go/reign"
@@ -46,7 +47,7 @@ func main() { os.Exit(run(os.Args[1:], os.Stdin, os.Stdout, os.Stderr)) }
 
 const usage = `reign_sample is a terminal chat between the nodes of a reign cluster.
 
-usage: reign_sample [-config FILE] [-v] [-log FILE] ID
+usage: reign_sample [-config FILE] [-v] [-log FILE] [-membership | -join ADDR] ID
 
 ID is this node's ID in the cluster spec FILE. Every line you type reaches
 every other running chat node, which prints it as "[node ID] line".
@@ -61,6 +62,15 @@ then run one chat node per terminal:
 and type into either. Start and stop nodes as you like: "node N joined" and
 "node N left" tell you who is there. Ctrl-D (end of input) or Ctrl-C leaves.
 For a third node, run "go run ./cmd/reign_init -nodes 3" first.
+
+To grow a running cluster without restarting it, run its nodes with
+dynamic membership (-membership, or -join), mint a new node from the same
+CA, and start it with any member's address:
+  ./reign_sample -membership 1
+  ./reign_sample -join 127.0.0.1:29871 2
+  go run ./cmd/reign_init -add-node 5
+  ./reign_sample -join 127.0.0.1:29871 5
+(The running nodes need no restart: the CA signed node 5's certificate.)
 
 Only errors are logged, on standard error; -log FILE sends warnings too
 (with -v, everything) to FILE instead. Prefer the built binary to
@@ -78,6 +88,8 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	config := fs.String("config", "reign_cluster.json", "the cluster spec `FILE`, as written by reign_init")
 	verbose := fs.Bool("v", false, "log everything, the node's connections included (Info level)")
 	logFile := fs.String("log", "", "append the node's log to `FILE` (Warn level, or Info with -v) instead of standard error (Error level)")
+	membership := fs.Bool("membership", false, "dynamic membership: nodes join and leave a running cluster (every node of the cluster needs it or -join); the spec's other nodes are seeds")
+	join := fs.String("join", "", "join a running cluster (with dynamic membership) through the member listening at `ADDR` (host:port; comma-separated for several)")
 	fs.Usage = func() {
 		fmt.Fprint(fs.Output(), usage)
 		fs.PrintDefaults()
@@ -124,7 +136,16 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		}
 		return 1
 	}
-	node, err := reign.NewNode(reign.Config{NodeID: reign.NodeID(id), Cluster: spec, Logger: logger})
+	cfg := reign.Config{NodeID: reign.NodeID(id), Cluster: spec, Logger: logger}
+	if *membership || *join != "" {
+		cfg.Membership = &reign.MembershipConfig{}
+		for _, a := range strings.Split(*join, ",") {
+			if a = strings.TrimSpace(a); a != "" {
+				cfg.Membership.Join = append(cfg.Membership.Join, a)
+			}
+		}
+	}
+	node, err := reign.NewNode(cfg)
 	if err != nil {
 		fmt.Fprintf(stderr, "reign_sample: %v\n", err)
 		return 1

@@ -4,7 +4,7 @@
 // memberlist (SWIM gossip with Lifeguard) normally talks over its own UDP and
 // TCP ports. Here every packet and every stream it makes rides the pair's one
 // mutual-TLS reign connection instead, as two frame types whose payloads this
-// package encodes (docs/membership-frames.md): a Packet frame carries one
+// package encodes (PROTOCOL.md ("Membership")): a Packet frame carries one
 // memberlist packet; a Stream frame opens, feeds, acknowledges or closes one
 // multiplexed memberlist stream. So there is no second port, no
 // unauthenticated input and no gossip key: the peer's identity was checked

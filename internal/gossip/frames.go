@@ -9,7 +9,7 @@ import (
 // The payload codecs of the two membership frame types. The frame type
 // numbers themselves belong to internal/wire; this package encodes and
 // parses only the payloads. Layouts are specified in
-// docs/membership-frames.md and pinned by TestFrameLayout.
+// PROTOCOL.md ("Membership") and pinned by TestFrameLayout.
 //
 // A Packet frame's payload is one memberlist packet, whole (at least one
 // byte, at most Config.MaxPacketSize); it needs no codec.

@@ -19,7 +19,7 @@ import (
 
 var updateCorpus = flag.Bool("update-corpus", false, "rewrite the seed corpora under testdata/fuzz")
 
-// layouts pins each op's bytes as docs/membership-frames.md gives them.
+// layouts pins each op's bytes as PROTOCOL.md ("Membership") gives them.
 var layouts = []struct {
 	name string
 	f    StreamFrame
