@@ -9,6 +9,14 @@
 //	curl '127.0.0.1:4001/inc?amount=5'
 //	curl 127.0.0.1:4002/                # 5, on every node
 //
+// With -membership (or -join ADDR) the nodes run with dynamic membership,
+// and a node minted later from the same CA (reign_init -add-node 4) joins
+// the running cluster knowing one member's address:
+//
+//	counter -membership -http 127.0.0.1:4001 1   # and 2, 3
+//	reign_init -add-node 4
+//	counter -join 127.0.0.1:29871 -http 127.0.0.1:4004 4
+//
 // See README.md.
 package main
 
@@ -24,6 +32,7 @@ import (
 	"os"
 	"os/signal"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -36,7 +45,7 @@ func main() {
 	os.Exit(run(ctx, os.Args[1:], os.Stdout, os.Stderr))
 }
 
-const usage = `usage: counter [flags] ID
+const usage = `usage: counter [flags] [-membership | -join ADDR] ID
 
 Runs node ID of the cluster with its replica of the counter, until
 interrupted. Then, on any node:
@@ -44,6 +53,13 @@ interrupted. Then, on any node:
   curl ADDR/                  the value, then each node's entry
   curl 'ADDR/?format=json'    the same as JSON: {"value":N,"counts":{"ID":N,...}}
   curl 'ADDR/inc?amount=N'    adds N (default 1) to this node's entry; prints the value
+
+With -membership or -join, the node runs with dynamic membership (every
+node of the cluster needs one of them): the spec's other nodes are seeds,
+and a node the cluster's CA signed joins the running cluster through any
+member's address, as in
+  reign_init -add-node 4
+  counter -join 127.0.0.1:29871 -http 127.0.0.1:4004 4
 
 `
 
@@ -57,6 +73,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	dbPath := fs.String("db", "", "the node's state file (default counter_node.ID.db)")
 	interval := fs.Duration("interval", time.Second, "between two push/pull exchanges")
 	broadcast := fs.Bool("broadcast", true, "broadcast the state to the group when this node's entry grows")
+	membership := fs.Bool("membership", false, "dynamic membership: nodes join and leave a running cluster (every node of the cluster needs it or -join); the spec's other nodes are seeds")
+	join := fs.String("join", "", "join a running cluster (with dynamic membership) through the member listening at `ADDR` (host:port; comma-separated for several)")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -74,22 +92,33 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		defer outMu.Unlock()
 		fmt.Fprintf(stdout, "counter %d> "+format+"\n", append([]any{id}, a...)...)
 	}
+	cfg := reign.Config{NodeID: reign.NodeID(id)}
+	if *membership || *join != "" {
+		cfg.Membership = &reign.MembershipConfig{}
+		for _, a := range strings.Split(*join, ",") {
+			if a = strings.TrimSpace(a); a != "" {
+				cfg.Membership.Join = append(cfg.Membership.Join, a)
+			}
+		}
+	}
 	r := &replica{interval: *interval, broadcast: *broadcast, say: say}
-	if err := r.run(ctx, reign.NodeID(id), *config, *httpAddr, *dbPath); err != nil {
+	if err := r.run(ctx, cfg, *config, *httpAddr, *dbPath); err != nil {
 		fmt.Fprintln(stderr, "counter:", err)
 		return 1
 	}
 	return 0
 }
 
-// run runs the node, the replica and the HTTP server until ctx ends (or
-// the replica fails).
-func (r *replica) run(ctx context.Context, id reign.NodeID, config, httpAddr, dbPath string) error {
+// run runs the node of cfg (its Cluster from the spec file config), the
+// replica and the HTTP server until ctx ends (or the replica fails).
+func (r *replica) run(ctx context.Context, cfg reign.Config, config, httpAddr, dbPath string) error {
+	id := cfg.NodeID
 	spec, err := reign.LoadClusterSpec(config)
 	if err != nil {
 		return err
 	}
-	if r.node, err = reign.NewNode(reign.Config{NodeID: id, Cluster: spec}); err != nil {
+	cfg.Cluster = spec
+	if r.node, err = reign.NewNode(cfg); err != nil {
 		return err
 	}
 	if err := r.node.RegisterType(messageTypes...); err != nil {

@@ -45,8 +45,16 @@ var upLine = regexp.MustCompile(`counter \d+> node \d+ up: own entry (\d+) and v
 // returns its own entry as it loaded it from disk.
 func (c *cluster) start(t *testing.T, id int) uint64 {
 	t.Helper()
-	args := append([]string{"-config", c.spec, "-http", "127.0.0.1:0",
+	return c.startWith(t, id, c.spec)
+}
+
+// startWith is start with the cluster spec file spec and, after the
+// flags every node gets, the flags extra.
+func (c *cluster) startWith(t *testing.T, id int, spec string, extra ...string) uint64 {
+	t.Helper()
+	args := append([]string{"-config", spec, "-http", "127.0.0.1:0",
 		"-db", filepath.Join(c.dir, fmt.Sprintf("node%d.db", id))}, c.args...)
+	args = append(args, extra...)
 	p := proctest.Start(t, append(args, strconv.Itoa(id))...)
 	m := p.WaitForMatch(t, wait, 0, upLine)
 	c.procs[id], c.http[id] = p, m[3]
@@ -223,4 +231,55 @@ func TestPushPullAndBroadcastAlone(t *testing.T) {
 			c.stop(t)
 		})
 	}
+}
+
+// Dynamic membership: nodes 1 and 2 run from a spec that names only
+// them; node 4, minted later from the same CA (as reign_init -add-node
+// does), starts with a spec naming only itself and -join node 1's
+// address. It converges to the exact total with no new increment, its
+// increments reach nodes 1 and 2, and killed (kill -9) once node 1 has
+// its last increments, none of them is lost on nodes 1 and 2.
+func TestJoinRunningCluster(t *testing.T) {
+	dir := proctest.WriteCerts(t, 2)
+	addrs := proctest.FreeAddrs(t, 3)
+	c := &cluster{
+		spec: proctest.WriteSpecIn(t, dir, "cluster.json", map[int]string{1: addrs[0], 2: addrs[1]}),
+		dir:  t.TempDir(), args: []string{"-membership", "-interval", "100ms"},
+		procs: map[int]*proctest.Process{}, http: map[int]string{},
+	}
+	want := map[string]uint64{}
+	c.start(t, 1)
+	c.start(t, 2)
+	c.hammer(t, want, 1, 2)
+	c.converge(t, want)
+
+	proctest.AddNode(t, dir, 4) // the running nodes are not told: the CA signed it
+	spec4 := proctest.WriteSpecIn(t, dir, "node4.json", map[int]string{4: addrs[2]})
+	if own := c.startWith(t, 4, spec4, "-join", addrs[0]); own != 0 {
+		t.Fatalf("node 4 started with its own entry at %d, want 0", own)
+	}
+	c.converge(t, want) // the joining node catches up, without a new increment
+	for _, id := range []int{1, 2} {
+		c.procs[id].WaitFor(t, wait, "on node 4 joined")
+		c.procs[4].WaitFor(t, wait, fmt.Sprintf("on node %d joined", id))
+	}
+	c.hammer(t, want, 1, 2, 4)
+	c.converge(t, want) // node 4's increments are on nodes 1 and 2
+
+	// node 4 counts more, and once node 1 has it, dies
+	for range 10 {
+		c.inc(t, 4, 7)
+	}
+	want["4"] += 70
+	addr2 := c.http[2]
+	delete(c.http, 2)
+	c.converge(t, want)
+	c.kill(t, 4)
+	c.http[2] = addr2
+	c.hammer(t, want, 1, 2)
+	c.converge(t, want) // node 4's entry is intact on 1 and 2
+	for _, id := range []int{1, 2} {
+		c.procs[id].WaitFor(t, wait, "on node 4 left")
+	}
+	c.stop(t)
 }

@@ -252,3 +252,36 @@ func (p *Process) WaitForMatch(t testing.TB, timeout time.Duration, mark int, re
 		}
 	}
 }
+
+// AddNode mints node id's certificate and key from the CA already in dir
+// (from WriteCerts), as reign_init -add-node does: a running cluster of
+// that CA accepts the node without a restart.
+func AddNode(t testing.TB, dir string, id uint16) {
+	t.Helper()
+	if _, err := certs.WriteNodes(dir, []uint16{id}, certs.SetOptions{RequireCA: true}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// WriteSpecIn writes into dir (from WriteCerts) the cluster spec file
+// name, naming the nodes of addrs (node ID to address) with dir's
+// certificates, and returns its path: with dynamic membership, each node
+// may have a spec of its own naming only some of the cluster.
+func WriteSpecIn(t testing.TB, dir, name string, addrs map[int]string) string {
+	t.Helper()
+	var nodes []map[string]any
+	for id, addr := range addrs {
+		nodes = append(nodes, map[string]any{"id": id, "address": addr})
+	}
+	spec, _ := json.Marshal(map[string]any{
+		"nodes":             nodes,
+		"cluster_cert_path": filepath.Join(dir, certs.CACertFile),
+		"node_cert_path":    filepath.Join(dir, "reign_node.%d.crt"),
+		"node_key_path":     filepath.Join(dir, "reign_node.%d.key"),
+	})
+	path := filepath.Join(dir, name)
+	if err := os.WriteFile(path, spec, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
