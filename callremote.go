@@ -143,10 +143,10 @@ func (n *Node) peerConn(a Address) (*conn, error) {
 		return nil, &SendError{To: a, Err: ErrNodeUnreachable}
 	}
 	p := n.cl.peer(a.node)
-	if p == nil && n.cl.member == nil {
+	if p == nil {
 		return nil, &SendError{To: a, Err: fmt.Errorf("%w: node %d is not in the cluster spec", ErrNodeUnreachable, a.node)}
 	}
-	cn := n.cl.connectOnUse(p, a.node) // membership.go: connect on first use
+	cn := p.live.Load()
 	if cn == nil {
 		return nil, &SendError{To: a, Err: ErrNodeUnreachable}
 	}

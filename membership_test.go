@@ -443,10 +443,25 @@ func TestMembershipLinkConnectOnUse(t *testing.T) {
 	})
 	// no connection between 2 and 3, and none coming by itself
 	n2.cl.peer(3).member.Store(false)
-	n2.cl.peer(3).live.Load().close(CloseShutdown, nil)
-	checkFor(t, 5*time.Second, func() error {
-		return unless(n3.cl.peer(2) == nil || n3.cl.peer(2).live.Load() == nil, "node 3 still connected to node 2")
-	})
+	disconnect := func() {
+		t.Helper()
+		if cn := n2.cl.peer(3).live.Load(); cn != nil {
+			cn.close(CloseShutdown, nil)
+		}
+		checkFor(t, 5*time.Second, func() error {
+			return unless(n3.cl.peer(2) == nil || n3.cl.peer(2).live.Load() == nil, "node 3 still connected to node 2")
+		})
+	}
+	disconnect()
+
+	// a Call connects too
+	srv, _ := startServer(t, n2.Node, doubler)
+	got, err := Call(testCtx(t), n3.BindAddress(srv), 21)
+	if err != nil || got != 42 {
+		t.Fatalf("Call to a member with no connection: %v, %v", got, err)
+	}
+	disconnect()
+
 	a2, mb2 := n2.NewMailbox()
 	w3, mbw := n3.NewMailbox()
 	n3.BindAddress(a2).OnCloseNotify(w3)
