@@ -4,6 +4,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/reign-go/reign/internal/wire"
 )
 
 // Bug: the listener could hand an accepted connection to a peer whose
@@ -39,4 +41,39 @@ func TestOfferAfterPeerStopped(t *testing.T) {
 		return unless(!n1.Stats().Peers[2].Up, "node 1 still has its connection to the stopped node 2")
 	})
 	<-stopped
+}
+
+// An idle connection gives back what a burst grew: after large messages
+// both ends' read buffers and the sender's send buffers return to their
+// small sizes once the connection is quiet (the target: at most
+// 64 KiB of heap per idle connection).
+func TestIdleConnectionShrinks(t *testing.T) {
+	t.Parallel()
+	tc := newTestCluster(t, 2, nil)
+	tc.connected()
+	n1, n2 := tc.node(1), tc.node(2)
+	a2, mb2 := newTestMailbox(t, n2)
+	to2 := n1.BindAddress(a2)
+	text := string(make([]byte, 30<<10))
+	for seq := range 200 {
+		mustSend(t, to2, testMsg{Seq: seq, Text: text})
+	}
+	for range 200 {
+		recv(t, mb2)
+	}
+	footprint := func(n *Node, id NodeID) (read, send int) {
+		cn := n.cl.peer(id).live.Load()
+		if cn == nil {
+			return 0, 0
+		}
+		cn.mu.Lock()
+		defer cn.mu.Unlock()
+		return cn.r.Footprint(), cap(cn.out) + cap(cn.spare) // (the Reader's own goroutine changes its buffers)
+	}
+	checkFor(t, testTimeout, func() error {
+		r1, s1 := footprint(n1, 2)
+		r2, s2 := footprint(n2, 1)
+		return unless(r2 <= wire.ReaderMinBuffer && s1 <= 2*idleBufferCap && r1 <= wire.ReaderMinBuffer && s2 <= 2*idleBufferCap,
+			"buffers of the idle connection: node 1 reads %d, sends %d; node 2 reads %d, sends %d", r1, s1, r2, s2)
+	})
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"sync/atomic"
 )
 
 // ReaderBufferSize is the largest size of a Reader's buffer. Frames up to
@@ -40,6 +41,8 @@ type Reader struct {
 	pending int   // bytes of the last frame still to discard from buf
 	scratch []byte
 	err     error // sticky: the first error returned
+
+	footprint atomic.Int64 // len(buf) + cap(scratch), for Footprint
 }
 
 // NewReader returns a Reader of the frames in r that accepts frames whose
@@ -60,8 +63,17 @@ func newReaderSize(r io.Reader, maxFrame, size int) *Reader {
 func newReaderSizes(r io.Reader, maxFrame, minb, maxb int) *Reader {
 	minb = max(minb, 4)
 	maxb = max(maxb, minb)
-	return &Reader{rd: r, buf: make([]byte, minb), minb: minb, maxb: maxb, max: clampMax(maxFrame)}
+	rd := &Reader{rd: r, buf: make([]byte, minb), minb: minb, maxb: maxb, max: clampMax(maxFrame)}
+	rd.sized()
+	return rd
 }
+
+// Footprint is how many bytes of buffers the Reader holds now.
+// Safe to call from any goroutine.
+func (r *Reader) Footprint() int { return int(r.footprint.Load()) }
+
+// sized records the Reader's footprint after its buffers changed.
+func (r *Reader) sized() { r.footprint.Store(int64(len(r.buf) + cap(r.scratch))) }
 
 // buffered is how many bytes are buffered.
 func (r *Reader) buffered() int { return r.w - r.r }
@@ -72,6 +84,7 @@ func (r *Reader) resize(n int) {
 	r.w = copy(nb, r.buf[r.r:r.w])
 	r.r = 0
 	r.buf = nb
+	r.sized()
 }
 
 // peek returns the next n bytes (n <= maxb) without consuming them,
@@ -107,6 +120,7 @@ func (r *Reader) fill(n int) {
 	case empty && r.quiet >= readerQuietFills && size > r.minb:
 		r.buf = make([]byte, r.minb)
 		r.scratch = nil
+		r.sized()
 	case len(r.buf)-r.r < n || r.w == len(r.buf):
 		r.w = copy(r.buf, r.buf[r.r:r.w])
 		r.r = 0
@@ -229,6 +243,7 @@ func (r *Reader) readLarge(l int) (Type, []byte, error) {
 			copy(nb, buf)
 			buf = nb
 			r.scratch = nb
+			r.sized()
 		}
 		m, err := io.ReadFull((*bufReader)(r), buf[len(buf):min(cap(buf), l)])
 		buf = buf[:len(buf)+m]
