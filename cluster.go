@@ -38,6 +38,9 @@ type cluster struct {
 	// accepted connection to its peer: a test makes a handshake flood
 	// arrive exactly then.
 	testHookHandedOver func()
+	// testHookOffer, if set, runs as offerConn begins: a test holds an
+	// accepted connection there until the peer's service has stopped.
+	testHookOffer func(*peer)
 
 	mu       sync.Mutex
 	serving  bool  // a Serve is running

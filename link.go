@@ -165,7 +165,7 @@ func (a Address) OnCloseNotify(notify Address) {
 			n.forwardLink(a, notify, false)
 			return
 		}
-		n.linkRemote(a, notify)
+		n.linkRemote(a, notify, true)
 		return
 	}
 	n.linkLocal(a, notify)

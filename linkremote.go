@@ -1,6 +1,8 @@
 package reign
 
 import (
+	"time"
+
 	"github.com/reign-go/reign/internal/wire"
 )
 
@@ -63,8 +65,14 @@ func (linkHook) peerDown(p *peer, _ *conn, why CloseReason) {
 }
 
 // linkRemote asks a's node to tell notify when a closes.
-func (n *Node) linkRemote(a, notify Address) {
-	if n.cl == nil || n.cl.peer(a.node) == nil {
+// With membership, a member with no connection yet is connected to first
+// (as a send is: connectOnUse), and the link fires NoConnection only if
+// that fails. Without dial (a link a peer asked for, handled on that
+// peer's reader goroutine, which must not wait for another node's
+// handshake) the connection is only asked for, and the link fires
+// NoConnection if there is none yet.
+func (n *Node) linkRemote(a, notify Address, dial bool) {
+	if n.cl == nil || (n.cl.peer(a.node) == nil && n.cl.member == nil) {
 		n.notifyClosed(notify, MailboxClosed{Address: a, Reason: NoConnection})
 		return
 	}
@@ -72,6 +80,17 @@ func (n *Node) linkRemote(a, notify Address) {
 		return // only mailboxes of this node can watch through it
 	}
 	p := n.cl.peer(a.node)
+	if p == nil || p.live.Load() == nil {
+		if dial {
+			n.cl.connectOnUse(p, a.node) // membership.go
+		} else if p != nil && n.cl.member != nil {
+			p.askDial(n.cfg.HandshakeTimeout)
+		}
+		if p = n.cl.peer(a.node); p == nil {
+			n.notifyClosed(notify, MailboxClosed{Address: a, Reason: NoConnection})
+			return
+		}
+	}
 	p.mu.Lock()
 	cn := p.live.Load()
 	if cn == nil || a.inc != cn.peerInc {
@@ -352,11 +371,18 @@ func handleClosed(c *conn, payload []byte) error {
 // forwardLink asks notify's node to link notify to a (or, with remove, to
 // unlink it). If that node is unreachable, notify cannot be told anything
 // either: the refusal is counted and logged.
+//
+// With membership, a member with no connection yet is connected to first
+// (as a send is: connectOnUse), unless this is a removal: a removal needs
+// no connection, as the links went with the last one.
 func (n *Node) forwardLink(a, notify Address, remove bool) {
 	p := n.peerOf(notify.node)
 	var cn *conn
 	if p != nil {
 		cn = p.live.Load()
+	}
+	if cn == nil && !remove && n.cl != nil && notify.node != n.id {
+		cn = n.cl.connectOnUse(p, notify.node) // membership.go
 	}
 	if cn != nil && cn.peerInc != notify.inc {
 		return // a watcher of an earlier run of its node: gone, nothing to tell
@@ -418,6 +444,12 @@ func handleLinkFor(c *conn, payload []byte) error {
 		}
 		(*via)[l] = struct{}{}
 	}
+	if l.target.node != n.id {
+		// linkRemote, not OnCloseNotify: this goroutine is the peer's
+		// reader, and must not wait for a connection to a third node
+		n.linkRemote(l.target, l.watcher, false)
+		return nil
+	}
 	l.target.OnCloseNotify(l.watcher)
 	return nil
 }
@@ -452,4 +484,12 @@ func (n *Node) linked(target, watcher Address) bool {
 	defer p.mu.Unlock()
 	_, ok := p.links.out[target][watcher]
 	return ok
+}
+
+// askDial asks the peer's service to dial within d, without waiting.
+func (p *peer) askDial(d time.Duration) {
+	if until := monotime() + int64(d); until > p.demand.Load() {
+		p.demand.Store(until)
+	}
+	p.wake()
 }

@@ -32,7 +32,9 @@ import (
 	"fmt"
 	"log"
 	"log/slog"
+	"math/rand/v2"
 	"net"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -212,27 +214,46 @@ func (m *membership) String() string { return "reign membership" }
 
 // resolve turns host:port into ip:port.
 func resolve(ctx context.Context, hostport string) (string, error) {
-	host, port, err := net.SplitHostPort(hostport)
+	all, err := resolveAll(ctx, hostport)
 	if err != nil {
 		return "", err
+	}
+	return all[0], nil
+}
+
+// resolveAll turns host:port into ip:port for each address of host, in the
+// resolver's order (at least one).
+func resolveAll(ctx context.Context, hostport string) ([]string, error) {
+	host, port, err := net.SplitHostPort(hostport)
+	if err != nil {
+		return nil, err
 	}
 	if host == "" {
 		host = "127.0.0.1"
 	}
 	if ip := net.ParseIP(host); ip != nil {
-		return net.JoinHostPort(ip.String(), port), nil
+		return []string{net.JoinHostPort(ip.String(), port)}, nil
 	}
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
 	ips, err := net.DefaultResolver.LookupIPAddr(ctx, host)
 	if err != nil {
-		return "", err
+		return nil, err
 	}
 	if len(ips) == 0 {
-		return "", fmt.Errorf("reign: %s resolves to no address", host)
+		return nil, fmt.Errorf("reign: %s resolves to no address", host)
 	}
-	return net.JoinHostPort(ips[0].IP.String(), port), nil
+	out := make([]string, len(ips))
+	for i, ip := range ips {
+		out[i] = net.JoinHostPort(ip.IP.String(), port)
+	}
+	return out, nil
 }
+
+// seedsPerName is how many of the addresses one seed name resolves to are
+// joined through (a random few): a headless Service's name resolves to
+// every pod, and one live member is enough to join.
+const seedsPerName = 3
 
 // Serve runs memberlist until ctx is done: it joins through the seeds,
 // keeps the peer table in step with the members, and shuts memberlist
@@ -310,14 +331,14 @@ func (m *membership) Serve(ctx context.Context) error {
 func (m *membership) seeds(ctx context.Context, self string) []string {
 	var out []string
 	add := func(a string) {
-		r, err := resolve(ctx, a)
+		all, err := resolveAll(ctx, a)
 		if err != nil {
 			m.c.n.log.Warn("membership: cannot resolve a seed", "addr", a, "err", err)
 			return
 		}
-		if r != self {
-			out = append(out, r)
-		}
+		all = slices.DeleteFunc(all, func(r string) bool { return r == self })
+		rand.Shuffle(len(all), func(i, j int) { all[i], all[j] = all[j], all[i] })
+		out = append(out, all[:min(len(all), seedsPerName)]...)
 	}
 	for _, ns := range m.c.n.cfg.Cluster.Nodes {
 		if ns.ID != m.c.n.id {

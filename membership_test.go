@@ -425,3 +425,71 @@ func TestMembershipConnectOnUse(t *testing.T) {
 		}
 	}
 }
+
+// TestMembershipLinkConnectOnUse: a link to a member with no connection
+// makes one, as a send does, instead of firing NoConnection at once: nodes
+// 2 and 3 joined through node 1, and node 2 (the lower ID) is kept from
+// restoring their connection. Closing the watched mailbox then delivers
+// Normal; a second link fires NoConnection when the connection is lost.
+func TestMembershipLinkConnectOnUse(t *testing.T) {
+	t.Parallel()
+	n1 := startMember(t, 1, nil)
+	n2 := startMember(t, 2, nil, n1.addr)
+	n3 := startMember(t, 3, nil, n1.addr)
+	checkFor(t, 10*time.Second, func() error { return members(3, n1, n2, n3) })
+	checkFor(t, 5*time.Second, func() error {
+		return unless(n2.cl.peer(3) != nil && n2.cl.peer(3).live.Load() != nil &&
+			n3.cl.peer(2) != nil, "nodes 2 and 3 not connected")
+	})
+	// no connection between 2 and 3, and none coming by itself
+	n2.cl.peer(3).member.Store(false)
+	disconnect := func() {
+		t.Helper()
+		if cn := n2.cl.peer(3).live.Load(); cn != nil {
+			cn.close(CloseShutdown, nil)
+		}
+		checkFor(t, 5*time.Second, func() error {
+			return unless(n3.cl.peer(2) == nil || n3.cl.peer(2).live.Load() == nil, "node 3 still connected to node 2")
+		})
+	}
+	disconnect()
+
+	// a Call connects too
+	srv, _ := startServer(t, n2.Node, doubler)
+	got, err := Call(testCtx(t), n3.BindAddress(srv), 21)
+	if err != nil || got != 42 {
+		t.Fatalf("Call to a member with no connection: %v, %v", got, err)
+	}
+	disconnect()
+
+	a2, mb2 := n2.NewMailbox()
+	w3, mbw := n3.NewMailbox()
+	n3.BindAddress(a2).OnCloseNotify(w3)
+	mb2.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	v, err := mbw.Receive(ctx)
+	if err != nil {
+		t.Fatalf("no notification: %v", err)
+	}
+	if mc := v.(MailboxClosed); mc.Address.String() != a2.String() || mc.Reason != Normal {
+		t.Fatalf("got %+v, want %v closed Normal", mc, a2)
+	}
+
+	// a lost connection fires NoConnection
+	b2, mbb := n2.NewMailbox()
+	defer mbb.Close()
+	n3.BindAddress(b2).OnCloseNotify(w3)
+	checkFor(t, 5*time.Second, func() error {
+		p := n2.cl.peer(3)
+		return unless(p != nil && p.live.Load() != nil && p.live.Load().peerInc == n3.inc, "node 2 has no connection to node 3")
+	})
+	_ = n2.cl.peer(3).live.Load().nc.Close() // as if node 2 were killed
+	v, err = mbw.Receive(ctx)
+	if err != nil {
+		t.Fatalf("no notification: %v", err)
+	}
+	if mc := v.(MailboxClosed); mc.Address.String() != b2.String() || mc.Reason != NoConnection {
+		t.Fatalf("got %+v, want %v closed NoConnection", mc, b2)
+	}
+}

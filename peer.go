@@ -52,6 +52,7 @@ type peer struct {
 	addr     string        // where to dial the peer: its spec or gossiped address
 	gaddr    string        // its memberlist address, ip:port ("" if unknown; membership.go)
 	pending  *conn         // accepted (or dialed by a join), waiting for the service
+	stopped  bool          // Serve has returned: a connection offered now is closed
 	upc      chan struct{} // closed when a connection comes up or a dial fails; nil if nobody waits
 	dialErr  error         // why the last dial failed
 	links    peerLinks     // link.go's state for this peer
@@ -142,6 +143,9 @@ func (p *peer) Serve(ctx context.Context) error {
 			p.exitOnce.Do(func() { close(p.exited) })
 		}
 	}()
+	p.mu.Lock()
+	p.stopped = false // restarted
+	p.mu.Unlock()
 	backoff, dupWait := minBackoff, minDupWait
 	for ctx.Err() == nil {
 		var cn *conn
@@ -179,10 +183,12 @@ func (p *peer) Serve(ctx context.Context) error {
 		}
 		dupWait = minDupWait
 	}
-	// a connection accepted but never run
+	// a connection accepted but never run; and none will be, so one
+	// offered from now on is closed by offerConn
 	p.mu.Lock()
 	pend := p.pending
 	p.pending = nil
+	p.stopped = true
 	p.mu.Unlock()
 	if pend != nil {
 		pend.close(CloseShutdown, nil)
@@ -257,7 +263,15 @@ func (p *peer) dialFailed(err error) error {
 // (a restarted process's old connection ends at once) or to prove itself
 // by receiving bytes (a live peer sends at least a heartbeat per
 // interval).
+//
+// A connection offered once the service has stopped (the node is stopping,
+// or the peer is leaving the table) is closed at once, with
+// CloseShutdown: nobody would run it, and the other node would take it for
+// up until its heartbeat timeout.
 func (p *peer) offerConn(ctx context.Context, cn *conn) {
+	if hook := p.c.testHookOffer; hook != nil {
+		hook(p)
+	}
 	if cur := p.live.Load(); cur != nil && cur.peerInc != cn.peerInc && p.stillAlive(ctx, cur) {
 		p.refuseDuplicate(cn, cur)
 		return
@@ -267,6 +281,13 @@ func (p *peer) offerConn(ctx context.Context, cn *conn) {
 		return
 	}
 	p.mu.Lock()
+	if p.stopped {
+		p.mu.Unlock()
+		cn.close(CloseShutdown, nil)
+		p.c.countClose(p, CloseShutdown)
+		p.c.gossipConnLost(cn)
+		return
+	}
 	old, cur := p.pending, p.live.Load()
 	if old != nil && p.keepsFirst(old, cn) {
 		p.mu.Unlock()

@@ -50,6 +50,7 @@ func (c *conn) writeLoop(stopping <-chan struct{}) error {
 			c.maybePing()
 			if time.Duration(monotime()-c.lastWrite.Load()) >= cfg.HeartbeatInterval/2 {
 				c.mu.Lock()
+				c.shrinkIdle() // quiet: give a burst's buffers back
 				if len(c.out) == 0 {
 					c.out = append(c.out, heartbeatFrame...)
 				}
@@ -396,4 +397,20 @@ func (c *conn) typeNumber(info *typeInfo) uint32 {
 		c.out, _ = wire.EndFrame(out, start, c.maxFrame)
 	}
 	return id
+}
+
+// idleBufferCap is the most a quiet connection keeps of its send buffers
+// (out and spare): a burst grows them, and the first quiet heartbeat tick
+// gives the memory back.
+const idleBufferCap = 4 << 10
+
+// shrinkIdle drops send buffers grown past idleBufferCap, if empty. The
+// caller holds c.mu.
+func (c *conn) shrinkIdle() {
+	if len(c.out) == 0 && cap(c.out) > idleBufferCap {
+		c.out = nil
+	}
+	if cap(c.spare) > idleBufferCap {
+		c.spare = nil
+	}
 }

@@ -321,3 +321,57 @@ func (l *loopReader) Read(p []byte) (int, error) {
 	}
 	return n, nil
 }
+
+// The buffer grows for a large frame, and shrinks back to ReaderMinBuffer
+// (releasing the scratch slice) once a few reads in a row bring little:
+// an idle connection holds a small buffer.
+func TestReaderBufferAdapts(t *testing.T) {
+	t.Parallel()
+	big := AppendFrame(nil, TypeMessage, make([]byte, 40<<10))
+	huge := AppendFrame(nil, TypeMessage, make([]byte, 100<<10))
+	var chunks [][]byte
+	chunks = append(chunks, big, huge)
+	for range readerQuietFills + 1 {
+		chunks = append(chunks, AppendFrame(nil, TypePing, []byte{1, 2, 3, 4, 5, 6, 7, 8}))
+	}
+	r := NewReader(&recordReader{chunks: chunks}, 1<<20)
+	if len(r.buf) != ReaderMinBuffer {
+		t.Fatalf("starts with %d bytes, want %d", len(r.buf), ReaderMinBuffer)
+	}
+	for i := range chunks {
+		if _, _, err := r.Next(); err != nil {
+			t.Fatal(err)
+		}
+		switch i {
+		case 0:
+			if len(r.buf) < len(big) {
+				t.Fatalf("a %d-byte frame in a %d-byte buffer", len(big), len(r.buf))
+			}
+		case 1:
+			if r.scratch == nil {
+				t.Fatalf("a frame over ReaderBufferSize not in the scratch slice")
+			}
+		}
+	}
+	if _, _, err := r.Next(); err != io.EOF {
+		t.Fatalf("got %v, want io.EOF", err)
+	}
+	if len(r.buf) != ReaderMinBuffer || r.scratch != nil {
+		t.Fatalf("quiet: buffer %d bytes (want %d), scratch %d bytes", len(r.buf), ReaderMinBuffer, cap(r.scratch))
+	}
+}
+
+// recordReader returns one chunk per Read (as a TLS connection returns a
+// record at a time), or as much of it as fits.
+type recordReader struct{ chunks [][]byte }
+
+func (c *recordReader) Read(p []byte) (int, error) {
+	if len(c.chunks) == 0 {
+		return 0, io.EOF
+	}
+	n := copy(p, c.chunks[0])
+	if c.chunks[0] = c.chunks[0][n:]; len(c.chunks[0]) == 0 {
+		c.chunks = c.chunks[1:]
+	}
+	return n, nil
+}
