@@ -25,6 +25,10 @@ type typeInfo struct {
 	// forgery, refused by decodeMessage, and encodeMessage refuses to
 	// send one.
 	reserved bool
+	// plan is the msgpack fast path's plan for t, nil if t is not a plain
+	// struct type: with MsgpackCodec the node encodes and decodes through
+	// it without looking it up per message.
+	plan *msgpackfast.Plan
 }
 
 // reservedTypes are the types whose values only the node makes: see
@@ -105,7 +109,8 @@ func (r *typeRegistry) register(name string, v any) error {
 		return &ConfigError{Field: "RegisterType", Msg: fmt.Sprintf("type %v is already registered as %q", t, old.name)}
 	}
 	info := &typeInfo{name: name, t: t, bind: makeBinder(t), index: len(byType),
-		boxed: !msgpackfast.PointerShaped(t) && t.Size() > 0, rtype: rtypeOf(t), reserved: reservedTypes[t]}
+		boxed: !msgpackfast.PointerShaped(t) && t.Size() > 0, rtype: rtypeOf(t), reserved: reservedTypes[t],
+		plan: fastPath.PlanOf(t)}
 	nt := make(map[reflect.Type]*typeInfo, len(byType)+1)
 	nn := make(map[string]*typeInfo, len(byName)+1)
 	for k, v := range byType {
@@ -158,6 +163,9 @@ func (n *Node) encodeMessage(dst []byte, msg any) ([]byte, *typeInfo, error) {
 	if info.reserved {
 		return dst, nil, fmt.Errorf("%w: %s", ErrReservedType, info.name)
 	}
+	if out, ok := n.fastEncode(dst, info, msg); ok {
+		return out, info, nil
+	}
 	out, err := n.codec.Marshal(dst, msg)
 	if err != nil {
 		return dst, nil, fmt.Errorf("%w: %s: %v", ErrEncode, info.name, err)
@@ -184,7 +192,18 @@ func (n *Node) decodeMessage(info *typeInfo, data []byte) (v any, err error) {
 		}
 	}()
 	p := reflect.New(info.t)
-	if err := n.codec.Unmarshal(data, p.Interface()); err != nil {
+	done := false
+	if info.plan != nil {
+		if _, ok := n.codec.(MsgpackCodec); ok {
+			// MsgpackCodec.Unmarshal's fast path, without its lookup:
+			// p is fresh, so all zero.
+			done, err = info.plan.Unmarshal(data, p.UnsafePointer())
+		}
+	}
+	if !done {
+		err = n.codec.Unmarshal(data, p.Interface())
+	}
+	if err != nil {
 		return nil, fmt.Errorf("%w: %s: %w", ErrDecode, info.name, err)
 	}
 	if info.bind != nil && !info.bind(p.Elem(), n, 0) {
@@ -221,4 +240,36 @@ func boxAt(typ, ptr unsafe.Pointer) any {
 	e := (*eface)(unsafe.Pointer(&v))
 	e.typ, e.data = typ, ptr
 	return v
+}
+
+// fastEncode appends msg's encoding to dst through info's plan when the
+// node's codec is MsgpackCodec and msg is a plain struct: the bytes
+// MsgpackCodec.Marshal writes, without its per-message plan lookup. ok is
+// false when it did not (the codec must then encode msg).
+func (n *Node) fastEncode(dst []byte, info *typeInfo, msg any) ([]byte, bool) {
+	if info.plan == nil {
+		return dst, false
+	}
+	mc, ok := n.codec.(MsgpackCodec)
+	if !ok {
+		return dst, false
+	}
+	return info.plan.Marshal(dst, msg, mc.Compact)
+}
+
+// plainInfo returns v's type when the node's codec is MsgpackCodec and v
+// is a plain struct type that may be sent (registered, not reserved): the
+// fast path encodes it. Otherwise it returns nil.
+func (n *Node) plainInfo(v any) *typeInfo {
+	if v == nil {
+		return nil
+	}
+	if _, ok := n.codec.(MsgpackCodec); !ok {
+		return nil
+	}
+	info := n.types.forType(reflect.TypeOf(v))
+	if info == nil || info.reserved || info.plan == nil {
+		return nil
+	}
+	return info
 }
