@@ -46,7 +46,7 @@ var reservedTypes = map[reflect.Type]bool{
 // nodes. Reads take no lock (copy-on-write maps); registration is rare.
 type typeRegistry struct {
 	mu     sync.Mutex
-	byType atomic.Pointer[map[reflect.Type]*typeInfo]
+	byType atomic.Pointer[map[unsafe.Pointer]*typeInfo] // by type word (rtypeOf): hashing a pointer is cheaper than a reflect.Type
 	byName atomic.Pointer[map[string]*typeInfo]
 
 	// droppedReserved counts message bodies from peers refused because
@@ -105,13 +105,13 @@ func (r *typeRegistry) register(name string, v any) error {
 		}
 		return &ConfigError{Field: "RegisterType", Msg: fmt.Sprintf("type name %q is already registered for %v", name, old.t)}
 	}
-	if old, ok := byType[t]; ok {
+	if old, ok := byType[rtypeOf(t)]; ok {
 		return &ConfigError{Field: "RegisterType", Msg: fmt.Sprintf("type %v is already registered as %q", t, old.name)}
 	}
 	info := &typeInfo{name: name, t: t, bind: makeBinder(t), index: len(byType),
 		boxed: !msgpackfast.PointerShaped(t) && t.Size() > 0, rtype: rtypeOf(t), reserved: reservedTypes[t],
 		plan: fastPath.PlanOf(t)}
-	nt := make(map[reflect.Type]*typeInfo, len(byType)+1)
+	nt := make(map[unsafe.Pointer]*typeInfo, len(byType)+1)
 	nn := make(map[string]*typeInfo, len(byName)+1)
 	for k, v := range byType {
 		nt[k] = v
@@ -119,14 +119,14 @@ func (r *typeRegistry) register(name string, v any) error {
 	for k, v := range byName {
 		nn[k] = v
 	}
-	nt[t], nn[name] = info, info
+	nt[info.rtype], nn[name] = info, info
 	r.byType.Store(&nt)
 	r.byName.Store(&nn)
 	return nil
 }
 
-func (r *typeRegistry) maps() (map[reflect.Type]*typeInfo, map[string]*typeInfo) {
-	var bt map[reflect.Type]*typeInfo
+func (r *typeRegistry) maps() (map[unsafe.Pointer]*typeInfo, map[string]*typeInfo) {
+	var bt map[unsafe.Pointer]*typeInfo
 	var bn map[string]*typeInfo
 	if p := r.byType.Load(); p != nil {
 		bt = *p
@@ -138,8 +138,21 @@ func (r *typeRegistry) maps() (map[reflect.Type]*typeInfo, map[string]*typeInfo)
 }
 
 func (r *typeRegistry) forType(t reflect.Type) *typeInfo {
-	if p := r.byType.Load(); p != nil {
-		return (*p)[t]
+	if t == nil {
+		return nil
+	}
+	return r.forWord(rtypeOf(t))
+}
+
+// forValue returns the registered type of v, nil if none (or v is nil).
+func (r *typeRegistry) forValue(v any) *typeInfo {
+	return r.forWord((*eface)(unsafe.Pointer(&v)).typ)
+}
+
+// forWord returns the registered type whose type word is w.
+func (r *typeRegistry) forWord(w unsafe.Pointer) *typeInfo {
+	if p := r.byType.Load(); p != nil && w != nil {
+		return (*p)[w]
 	}
 	return nil
 }
@@ -156,7 +169,7 @@ func (n *Node) encodeMessage(dst []byte, msg any) ([]byte, *typeInfo, error) {
 	if msg == nil {
 		return dst, nil, &TypeError{Type: "nil"}
 	}
-	info := n.types.forType(reflect.TypeOf(msg))
+	info := n.types.forValue(msg)
 	if info == nil {
 		return dst, nil, &TypeError{Type: reflect.TypeOf(msg).String()}
 	}
@@ -267,7 +280,7 @@ func (n *Node) plainInfo(v any) *typeInfo {
 	if _, ok := n.codec.(MsgpackCodec); !ok {
 		return nil
 	}
-	info := n.types.forType(reflect.TypeOf(v))
+	info := n.types.forValue(v)
 	if info == nil || info.reserved || info.plan == nil {
 		return nil
 	}
