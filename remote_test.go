@@ -209,3 +209,38 @@ func TestRestartedNodeGetsNewIncarnation(t *testing.T) {
 		t.Fatalf("got %+v", mc)
 	}
 }
+
+// TestRemoteSendTooLarge sends values over the frame limit, of a plain
+// struct type (encoded straight into the connection's buffer) and of
+// another type (encoded aside): each fails with ErrFrameTooLarge, nothing
+// of it reaches the peer, and the messages after it, of the same types,
+// arrive in order.
+func TestRemoteSendTooLarge(t *testing.T) {
+	t.Parallel()
+	const maxFrame = 4096
+	tc := newTestCluster(t, 2, func(c *Config) { c.MaxFrameSize = maxFrame })
+	tc.connected()
+	n1, n2 := tc.node(1), tc.node(2)
+	dst, mb := n2.NewMailbox()
+	remote := n1.BindAddress(dst)
+	big := string(make([]byte, maxFrame))
+	for i, v := range []any{testMsg{Seq: 1, Text: big}, big} {
+		if err := remote.Send(v); !errors.Is(err, ErrFrameTooLarge) {
+			t.Fatalf("send %d of %d bytes: %v, want ErrFrameTooLarge", i, maxFrame, err)
+		}
+	}
+	for i, v := range []any{testMsg{Seq: 2, Text: "small"}, "small", testMsg{Seq: 3}} {
+		if err := remote.Send(v); err != nil {
+			t.Fatalf("send %d: %v", i, err)
+		}
+	}
+	if m, ok := recv(t, mb).(testMsg); !ok || m.Seq != 2 || m.Text != "small" {
+		t.Fatalf("first message %#v, want testMsg 2", m)
+	}
+	if s, ok := recv(t, mb).(string); !ok || s != "small" {
+		t.Fatalf("second message %#v, want \"small\"", s)
+	}
+	if m, ok := recv(t, mb).(testMsg); !ok || m.Seq != 3 {
+		t.Fatalf("third message %#v, want testMsg 3", m)
+	}
+}

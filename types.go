@@ -25,6 +25,10 @@ type typeInfo struct {
 	// forgery, refused by decodeMessage, and encodeMessage refuses to
 	// send one.
 	reserved bool
+	// plan is the msgpack fast path's plan for t, nil if t is not a plain
+	// struct type: with MsgpackCodec the node encodes and decodes through
+	// it without looking it up per message.
+	plan *msgpackfast.Plan
 }
 
 // reservedTypes are the types whose values only the node makes: see
@@ -42,7 +46,7 @@ var reservedTypes = map[reflect.Type]bool{
 // nodes. Reads take no lock (copy-on-write maps); registration is rare.
 type typeRegistry struct {
 	mu     sync.Mutex
-	byType atomic.Pointer[map[reflect.Type]*typeInfo]
+	byType atomic.Pointer[map[unsafe.Pointer]*typeInfo] // by type word (rtypeOf): hashing a pointer is cheaper than a reflect.Type
 	byName atomic.Pointer[map[string]*typeInfo]
 
 	// droppedReserved counts message bodies from peers refused because
@@ -101,12 +105,13 @@ func (r *typeRegistry) register(name string, v any) error {
 		}
 		return &ConfigError{Field: "RegisterType", Msg: fmt.Sprintf("type name %q is already registered for %v", name, old.t)}
 	}
-	if old, ok := byType[t]; ok {
+	if old, ok := byType[rtypeOf(t)]; ok {
 		return &ConfigError{Field: "RegisterType", Msg: fmt.Sprintf("type %v is already registered as %q", t, old.name)}
 	}
 	info := &typeInfo{name: name, t: t, bind: makeBinder(t), index: len(byType),
-		boxed: !msgpackfast.PointerShaped(t) && t.Size() > 0, rtype: rtypeOf(t), reserved: reservedTypes[t]}
-	nt := make(map[reflect.Type]*typeInfo, len(byType)+1)
+		boxed: !msgpackfast.PointerShaped(t) && t.Size() > 0, rtype: rtypeOf(t), reserved: reservedTypes[t],
+		plan: fastPath.PlanOf(t)}
+	nt := make(map[unsafe.Pointer]*typeInfo, len(byType)+1)
 	nn := make(map[string]*typeInfo, len(byName)+1)
 	for k, v := range byType {
 		nt[k] = v
@@ -114,14 +119,14 @@ func (r *typeRegistry) register(name string, v any) error {
 	for k, v := range byName {
 		nn[k] = v
 	}
-	nt[t], nn[name] = info, info
+	nt[info.rtype], nn[name] = info, info
 	r.byType.Store(&nt)
 	r.byName.Store(&nn)
 	return nil
 }
 
-func (r *typeRegistry) maps() (map[reflect.Type]*typeInfo, map[string]*typeInfo) {
-	var bt map[reflect.Type]*typeInfo
+func (r *typeRegistry) maps() (map[unsafe.Pointer]*typeInfo, map[string]*typeInfo) {
+	var bt map[unsafe.Pointer]*typeInfo
 	var bn map[string]*typeInfo
 	if p := r.byType.Load(); p != nil {
 		bt = *p
@@ -133,8 +138,21 @@ func (r *typeRegistry) maps() (map[reflect.Type]*typeInfo, map[string]*typeInfo)
 }
 
 func (r *typeRegistry) forType(t reflect.Type) *typeInfo {
-	if p := r.byType.Load(); p != nil {
-		return (*p)[t]
+	if t == nil {
+		return nil
+	}
+	return r.forWord(rtypeOf(t))
+}
+
+// forValue returns the registered type of v, nil if none (or v is nil).
+func (r *typeRegistry) forValue(v any) *typeInfo {
+	return r.forWord((*eface)(unsafe.Pointer(&v)).typ)
+}
+
+// forWord returns the registered type whose type word is w.
+func (r *typeRegistry) forWord(w unsafe.Pointer) *typeInfo {
+	if p := r.byType.Load(); p != nil && w != nil {
+		return (*p)[w]
 	}
 	return nil
 }
@@ -151,12 +169,15 @@ func (n *Node) encodeMessage(dst []byte, msg any) ([]byte, *typeInfo, error) {
 	if msg == nil {
 		return dst, nil, &TypeError{Type: "nil"}
 	}
-	info := n.types.forType(reflect.TypeOf(msg))
+	info := n.types.forValue(msg)
 	if info == nil {
 		return dst, nil, &TypeError{Type: reflect.TypeOf(msg).String()}
 	}
 	if info.reserved {
 		return dst, nil, fmt.Errorf("%w: %s", ErrReservedType, info.name)
+	}
+	if out, ok := n.fastEncode(dst, info, msg); ok {
+		return out, info, nil
 	}
 	out, err := n.codec.Marshal(dst, msg)
 	if err != nil {
@@ -184,7 +205,18 @@ func (n *Node) decodeMessage(info *typeInfo, data []byte) (v any, err error) {
 		}
 	}()
 	p := reflect.New(info.t)
-	if err := n.codec.Unmarshal(data, p.Interface()); err != nil {
+	done := false
+	if info.plan != nil {
+		if _, ok := n.codec.(MsgpackCodec); ok {
+			// MsgpackCodec.Unmarshal's fast path, without its lookup:
+			// p is fresh, so all zero.
+			done, err = info.plan.Unmarshal(data, p.UnsafePointer())
+		}
+	}
+	if !done {
+		err = n.codec.Unmarshal(data, p.Interface())
+	}
+	if err != nil {
 		return nil, fmt.Errorf("%w: %s: %w", ErrDecode, info.name, err)
 	}
 	if info.bind != nil && !info.bind(p.Elem(), n, 0) {
@@ -221,4 +253,36 @@ func boxAt(typ, ptr unsafe.Pointer) any {
 	e := (*eface)(unsafe.Pointer(&v))
 	e.typ, e.data = typ, ptr
 	return v
+}
+
+// fastEncode appends msg's encoding to dst through info's plan when the
+// node's codec is MsgpackCodec and msg is a plain struct: the bytes
+// MsgpackCodec.Marshal writes, without its per-message plan lookup. ok is
+// false when it did not (the codec must then encode msg).
+func (n *Node) fastEncode(dst []byte, info *typeInfo, msg any) ([]byte, bool) {
+	if info.plan == nil {
+		return dst, false
+	}
+	mc, ok := n.codec.(MsgpackCodec)
+	if !ok {
+		return dst, false
+	}
+	return info.plan.Marshal(dst, msg, mc.Compact)
+}
+
+// plainInfo returns v's type when the node's codec is MsgpackCodec and v
+// is a plain struct type that may be sent (registered, not reserved): the
+// fast path encodes it. Otherwise it returns nil.
+func (n *Node) plainInfo(v any) *typeInfo {
+	if v == nil {
+		return nil
+	}
+	if _, ok := n.codec.(MsgpackCodec); !ok {
+		return nil
+	}
+	info := n.types.forValue(v)
+	if info == nil || info.reserved || info.plan == nil {
+		return nil
+	}
+	return info
 }

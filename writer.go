@@ -255,6 +255,11 @@ func (c *conn) lockRoom() error {
 // over its limit, until the writer drains it or the connection ends.
 func (c *conn) sendValue(h frameHead, v any) error {
 	n := c.p.c.n
+	if info := n.plainInfo(v); info != nil {
+		if done, err := c.sendPlain(h, info, v); done {
+			return err
+		}
+	}
 	sb := scratchPool.Get().(*scratch)
 	defer scratchPool.Put(sb)
 	var info *typeInfo
@@ -277,19 +282,19 @@ func (c *conn) sendValue(h frameHead, v any) error {
 	wasEmpty := len(c.out) == 0
 	var id uint32
 	if info != nil {
-		if info.index >= len(c.types) {
-			c.types = append(c.types, make([]uint32, info.index+1-len(c.types))...)
-		}
-		if id = c.types[info.index]; id == 0 {
-			c.ntypes++
-			id = c.ntypes
-			c.types[info.index] = id
-			out, start := wire.BeginFrame(c.out, wire.TypeTypeDef)
-			out = wire.AppendTypeDef(out, wire.TypeDef{ID: id, Name: info.name})
-			c.out, _ = wire.EndFrame(out, start, c.maxFrame)
-		}
+		id = c.typeNumber(info)
 	}
 	out, start := wire.BeginFrame(c.out, h.t)
+	out = h.append(out, id, body)
+	if err := c.commitFrame(out, start); err != nil {
+		return err
+	}
+	c.sent(wasEmpty)
+	return nil
+}
+
+// append appends the payload of h's frame, of type number id, to out.
+func (h *frameHead) append(out []byte, id uint32, body []byte) []byte {
 	switch h.t {
 	case wire.TypeMessage:
 		out = wire.AppendMessage(out, wire.Message{To: h.to, TypeID: id, Body: body})
@@ -298,14 +303,55 @@ func (c *conn) sendValue(h frameHead, v any) error {
 	case wire.TypeReply:
 		out = wire.AppendReply(out, wire.Reply{To: h.to, CallRef: h.ref, TypeID: id, Body: body})
 	}
-	if err := c.commitFrame(out, start); err != nil {
-		return err
-	}
+	return out
+}
+
+// sent counts a queued message frame and, if it went into an empty
+// buffer, flushes it (flushNew).
+func (c *conn) sent(wasEmpty bool) {
 	c.p.traffic.msgsOut.Add(1)
 	if wasEmpty {
 		c.flushNew()
 	}
-	return nil
+}
+
+// sendPlain is sendValue for a value of a plain struct type under
+// MsgpackCodec (info from plainInfo): it encodes v straight into the
+// connection's buffer, under the lock, instead of into a scratch buffer
+// copied in afterwards. The fast path's encoder cannot fail but for a
+// string or []byte over 4 GiB, nor call user code, so the lock is held for
+// no longer than the copy took. done is false if it left v to sendValue's
+// general path (nothing queued but, perhaps, the type's definition).
+func (c *conn) sendPlain(h frameHead, info *typeInfo, v any) (done bool, err error) {
+	if err := c.lockRoom(); err != nil {
+		return true, err
+	}
+	wasEmpty := len(c.out) == 0
+	id := c.typeNumber(info)
+	out, start := wire.BeginFrame(c.out, h.t)
+	out = h.append(out, id, nil)
+	body := len(out)
+	out, ok := c.p.c.n.fastEncode(out, info, v)
+	if !ok {
+		c.out = out[:start]
+		c.mu.Unlock()
+		return false, nil
+	}
+	if size := len(out) - body; size+64 > c.maxFrame {
+		kept := out[:start]
+		if cap(out) > 2*c.limit+c.maxFrame {
+			// do not keep the capacity the oversized value grew
+			kept = append(make([]byte, 0, len(kept)), kept...)
+		}
+		c.out = kept
+		c.mu.Unlock()
+		return true, fmt.Errorf("%w: %s encodes to %d bytes, over the %d-byte frame limit", ErrFrameTooLarge, info.name, size, c.maxFrame)
+	}
+	if err := c.commitFrame(out, start); err != nil {
+		return true, err
+	}
+	c.sent(wasEmpty)
+	return true, nil
 }
 
 type scratch struct{ b []byte }

@@ -275,11 +275,17 @@ func (c *Codec) Unmarshal(data []byte, ptr any) (done bool, err error) {
 	if base == nil || !zeroMemory(base, p.size) {
 		return false, nil
 	}
+	return unmarshalAt(p, t.Elem(), data, base)
+}
+
+// unmarshalAt decodes data with p into the all-zero value of type t at
+// base, clearing it again if the input is not laid out as p writes it.
+func unmarshalAt(p *fastPlan, t reflect.Type, data []byte, base unsafe.Pointer) (done bool, err error) {
 	rest, st := p.decode(data, base)
 	if st == fastOK && len(rest) == 0 {
 		return true, nil
 	}
-	reflect.NewAt(t.Elem(), base).Elem().SetZero()
+	reflect.NewAt(t, base).Elem().SetZero()
 	if st == fastShort {
 		// The library would fail here too, after allocating what the
 		// length claims (it sizes a []byte by it): fail first.
@@ -715,4 +721,40 @@ func appendMsgpackLen(b []byte, fix, code16 byte, n int) []byte {
 		return binary.BigEndian.AppendUint16(append(b, code16), uint16(n))
 	}
 	return binary.BigEndian.AppendUint32(append(b, code16+1), uint32(n))
+}
+
+// Plan is the fast path's plan for one plain struct type, for a caller
+// that keeps it beside the type (reign's type registry): using it skips
+// the per-message lookup of Marshal and Unmarshal.
+type Plan struct {
+	p *fastPlan
+	t reflect.Type
+}
+
+// PlanOf returns t's plan, or nil if t is not a plain struct type.
+func (c *Codec) PlanOf(t reflect.Type) *Plan {
+	if t == nil || t.Kind() != reflect.Struct {
+		return nil
+	}
+	p := c.planFor(t)
+	if p == nil {
+		return nil
+	}
+	return &Plan{p: p, t: t}
+}
+
+// Marshal is Codec.Marshal for a v of the plan's type (anything else
+// returns ok false).
+func (pl *Plan) Marshal(dst []byte, v any, compact bool) (out []byte, ok bool) {
+	if reflect.TypeOf(v) != pl.t {
+		return nil, false
+	}
+	return pl.p.encode(dst, (*eface)(unsafe.Pointer(&v)).data, compact)
+}
+
+// Unmarshal is Codec.Unmarshal into the value at base, which must point to
+// an all-zero value of the plan's type (a fresh one): done and err are as
+// Codec.Unmarshal's, and if done is false the value is all zero again.
+func (pl *Plan) Unmarshal(data []byte, base unsafe.Pointer) (done bool, err error) {
+	return unmarshalAt(pl.p, pl.t, data, base)
 }
