@@ -235,6 +235,32 @@ func msgPing(from reign.Address, payload []byte) ping {
 // tenth of them, at least 10.
 func warmUpRounds(rounds int) int { return max(rounds/10, 10) }
 
+// timeRoundTrips runs roundTrip (numbered from 0) for warmUpRounds(rounds)
+// rounds, then times rounds more one by one, and returns the median and
+// p99 round trip in µs.
+func timeRoundTrips(rounds int, roundTrip func(seq int64) error) (p50, p99 float64, err error) {
+	var seq int64
+	for range warmUpRounds(rounds) {
+		if err := roundTrip(seq); err != nil {
+			return 0, 0, err
+		}
+		seq++
+	}
+	samples := make([]time.Duration, rounds)
+	prev := time.Now()
+	for i := range samples {
+		if err := roundTrip(seq); err != nil {
+			return 0, 0, err
+		}
+		seq++
+		t := time.Now()
+		samples[i] = t.Sub(prev)
+		prev = t
+	}
+	p50, p99 = latencies(samples)
+	return p50, p99, nil
+}
+
 // pingPong measures rounds round trips from the mailbox me to the echo at
 // to, after a warm-up. It takes one clock reading per round trip: each
 // round trip is the time since the previous reading.
@@ -256,26 +282,7 @@ func pingPong(ctx context.Context, rounds int, to reign.Address, me *reign.Mailb
 		}
 		return nil
 	}
-	var seq int64
-	for range warmUpRounds(rounds) {
-		if err := roundTrip(seq); err != nil {
-			return 0, 0, err
-		}
-		seq++
-	}
-	samples := make([]time.Duration, rounds)
-	prev := time.Now()
-	for i := range samples {
-		if err := roundTrip(seq); err != nil {
-			return 0, 0, err
-		}
-		seq++
-		t := time.Now()
-		samples[i] = t.Sub(prev)
-		prev = t
-	}
-	p50, p99 = latencies(samples)
-	return p50, p99, nil
+	return timeRoundTrips(rounds, roundTrip)
 }
 
 // pingPongTimeout bounds one ping-pong run.

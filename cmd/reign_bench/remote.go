@@ -307,26 +307,7 @@ func (r *remote) rawPingPong(rounds int) (p50, p99 float64, err error) {
 		}
 		return nil
 	}
-	var seq int64
-	for range warmUpRounds(rounds) {
-		if err := roundTrip(seq); err != nil {
-			return 0, 0, err
-		}
-		seq++
-	}
-	samples := make([]time.Duration, rounds)
-	prev := time.Now()
-	for i := range samples {
-		if err := roundTrip(seq); err != nil {
-			return 0, 0, err
-		}
-		seq++
-		t := time.Now()
-		samples[i] = t.Sub(prev)
-		prev = t
-	}
-	p50, p99 = latencies(samples)
-	return p50, p99, nil
+	return timeRoundTrips(rounds, roundTrip)
 }
 
 // rawTLSConfig is the TLS configuration of node id for the raw ping-pong,
