@@ -119,18 +119,9 @@ func Run(ctx context.Context, node *reign.Node, in io.Reader, out io.Writer) err
 			if strings.TrimSpace(text) == "" {
 				continue
 			}
-			sent := 0
-			for _, a := range node.LookupAll(Name) {
-				if a == self {
-					continue
-				}
-				if err := a.Send(Line{From: node.ID(), Text: text}); err == nil {
-					sent++
-				}
-			}
-			if sent == 0 {
-				say("(no other chat node is here yet: nobody got that)")
-			}
+			// the chat mailbox sends it, to the nodes it announced as
+			// joined: so whoever was said to have joined gets the line
+			_ = self.Send(outgoing{text: text})
 		}
 		if err := sc.Err(); err != nil {
 			stop(fmt.Errorf("reading input: %w", err))
@@ -168,6 +159,16 @@ func Run(ctx context.Context, node *reign.Node, in io.Reader, out io.Writer) err
 		switch m := v.(type) {
 		case Line:
 			say("[node %d] %s", m.From, m.Text)
+		case outgoing:
+			sent := 0
+			for a := range members {
+				if err := a.Send(Line{From: node.ID(), Text: m.text}); err == nil {
+					sent++
+				}
+			}
+			if sent == 0 {
+				say("(no other chat node is here yet: nobody got that)")
+			}
 		case reign.NodeUp:
 			gen++
 			g := gen
@@ -209,6 +210,10 @@ func Run(ctx context.Context, node *reign.Node, in io.Reader, out io.Writer) err
 	}
 	return nil
 }
+
+// outgoing is a line typed here, which the input reader hands to the chat
+// mailbox to send. It never leaves the node.
+type outgoing struct{ text string }
 
 // found is what a finder sends the chat mailbox: the chat mailbox of a node
 // that came up. It never leaves the node, so it needs no registration.
