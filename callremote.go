@@ -171,6 +171,13 @@ func (n *Node) sendRequest(a Address, req Request, owned bool) (uint64, error) {
 	}
 	cn, err := n.peerConn(a)
 	if cn == nil {
+		if err == nil && !owned {
+			// a forwarded Request to an Address from an earlier run of its
+			// node: as to a closed mailbox, its caller (who watches the
+			// forwarding server, not a) is failed at once
+			ce := &CallError{Side: ServerSide, Node: n.id, Type: n.typeNameOf(req.Body), Err: ErrMailboxClosed}
+			n.answer(outCall{caller: req.replyTo, ref: req.ref, up: req.from}, nil, ce, nil)
+		}
 		return 0, err
 	}
 	oc := outCall{peer: a.node, replyTo: ref(req.replyTo), owned: owned, caller: req.replyTo, ref: req.ref, up: req.from}
@@ -383,6 +390,11 @@ func handleReply(c *conn, payload []byte) error {
 		return err
 	}
 	n := c.p.c.n
+	if int(m.TypeID) > len(c.rtypes) {
+		// malformed: checked before the record is taken, so that the
+		// connection's end still finds (and fails) the call
+		return fmt.Errorf("%w: type number %d not defined", wire.ErrMalformed, m.TypeID)
+	}
 	oc, ok := n.calls.take(m.CallRef, c.p.id, &m.To)
 	if !ok {
 		c.p.c.stats.droppedUnmatchedReply.Add(1)

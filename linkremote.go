@@ -265,13 +265,21 @@ func (p *peer) closedReceived(target, watcher wire.Ref, reason Reason, text stri
 	a := Address{n: n, node: p.id, inc: target.Inc, id: target.ID}
 	notify := Address{n: n, node: n.id, inc: watcher.Inc, id: watcher.ID}
 	p.mu.Lock()
-	if set, ok := p.links.out[a]; ok {
+	set, ok := p.links.out[a]
+	_, linked := set[notify]
+	if linked {
 		delete(set, notify)
 		if len(set) == 0 {
 			delete(p.links.out, a)
 		}
 	}
 	p.mu.Unlock()
+	if !ok || !linked {
+		// no such link (any more): removed since (RemoveNotify), or never
+		// made — a Closed for it tells nobody
+		p.c.stats.droppedUnlinkedClosed.Add(1)
+		return
+	}
 	n.notifyClosed(notify, MailboxClosed{Address: a, Reason: reason, Err: exitCause(reason, text)})
 }
 
@@ -427,8 +435,12 @@ func handleLinkFor(c *conn, payload []byte) error {
 	}
 	via := &c.p.links.via // the reader's own: see peerLinks.via
 	if lf.Remove {
-		delete(*via, l)
-		l.target.RemoveNotify(l.watcher)
+		// only a link this peer asked for: never one the node's own code
+		// made (a Call's link to its server, say)
+		if _, ok := (*via)[l]; ok {
+			delete(*via, l)
+			l.target.RemoveNotify(l.watcher)
+		}
 		return nil
 	}
 	if _, ok := (*via)[l]; !ok {

@@ -20,6 +20,7 @@ type counters struct {
 
 	// calls
 	droppedUnmatchedReply atomic.Uint64
+	droppedUnlinkedClosed atomic.Uint64
 }
 
 // closeCounts counts connection ends by reason.
@@ -97,6 +98,11 @@ type Stats struct {
 	// another node), or late (the Call had stopped waiting).
 	DroppedUnmatchedReply uint64
 
+	// DroppedUnlinkedClosed counts Closed frames dropped because no mailbox
+	// of this node watches that mailbox of the peer (any more): a link
+	// removed while its Closed was on the way, or one never made.
+	DroppedUnlinkedClosed uint64
+
 	// Membership (membership.go).
 
 	// Members is the number of nodes membership lists alive, this one
@@ -163,6 +169,7 @@ func (n *Node) Stats() Stats {
 		LinksRefused:       s.linksRefused.Load(),
 	}
 	st.DroppedUnmatchedReply = s.droppedUnmatchedReply.Load()
+	st.DroppedUnlinkedClosed = s.droppedUnlinkedClosed.Load()
 	st.CertExpiryWarnings, st.CertNotAfter = n.cl.expiry.stats()
 	if m := n.cl.member; m != nil {
 		st.Members = m.numMembers()

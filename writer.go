@@ -374,6 +374,10 @@ func (n *Node) sendRemote(a Address, msg any) error {
 	if cn == nil {
 		return &SendError{To: a, Err: ErrNodeUnreachable}
 	}
+	if m, ok := msg.(Request); ok { // forwarded: see call.go (a stale a fails the call)
+		_, err := n.sendRequest(a, m, false)
+		return err
+	}
 	if a.inc != cn.peerInc {
 		// an Address from another run of that node: as good as closed, and
 		// as with any remote closed mailbox the message is dropped
@@ -382,10 +386,6 @@ func (n *Node) sendRemote(a Address, msg any) error {
 			n.traceMsg(TraceDrop, a.node, a, msg, ErrMailboxClosed)
 		}
 		return nil
-	}
-	if m, ok := msg.(Request); ok { // forwarded: see call.go
-		_, err := n.sendRequest(a, m, false)
-		return err
 	}
 	h := frameHead{t: wire.TypeMessage, to: ref(a)}
 	if err := cn.sendValue(h, msg); err != nil {
