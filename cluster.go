@@ -167,7 +167,7 @@ func (c *cluster) addPeer(id NodeID, addr string) *peer {
 func (c *cluster) removePeer(p *peer) {
 	c.mu.Lock()
 	p.removing.Store(true)
-	sup, tok := c.sup, p.token
+	sup, tok, exited := c.sup, p.token, p.exited
 	c.mu.Unlock()
 	// Remove, then wait for the service here: suture's RemoveAndWait
 	// leaves a goroutine blocked forever if the supervisor stops while
@@ -175,7 +175,7 @@ func (c *cluster) removePeer(p *peer) {
 	if sup != nil && sup.Remove(tok) == nil {
 		t := time.NewTimer(10 * time.Second)
 		select {
-		case <-p.exited:
+		case <-exited:
 		case <-t.C:
 		}
 		t.Stop()
@@ -229,6 +229,8 @@ func (c *cluster) serve(ctx context.Context) error {
 	c.mu.Lock()
 	c.sup, c.stopping = sup, false
 	for _, p := range *c.peerTab.Load() {
+		// a peer kept from an earlier Serve: its exit is this run's
+		p.exited, p.exitOnce = make(chan struct{}), new(sync.Once)
 		p.token = sup.Add(p)
 	}
 	c.mu.Unlock()

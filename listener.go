@@ -177,6 +177,7 @@ func transientAcceptError(err error) bool {
 // accept runs the TLS and reign handshakes of an incoming connection,
 // bounded by the handshake timeout, and hands the result to its peer.
 func (c *cluster) accept(ctx context.Context, nc net.Conn) {
+	serving := ctx // offerConn may wait past the handshake's deadline (stillAlive)
 	ctx, cancel := context.WithTimeout(ctx, c.n.cfg.HandshakeTimeout)
 	defer cancel()
 	var p *peer
@@ -224,7 +225,7 @@ func (c *cluster) accept(ctx context.Context, nc net.Conn) {
 		c.countClose(p, CloseTooManyHandshakes)
 		return
 	}
-	p.offerConn(ctx, cn)
+	p.offerConn(serving, cn)
 	if hook := c.testHookHandedOver; hook != nil {
 		hook()
 	}

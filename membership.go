@@ -539,6 +539,11 @@ func (m *membership) NotifyMerge(peers []*memberlist.Node) error {
 	return nil
 }
 
+// maxRefusalNames bounds the refused member names remembered (for
+// rate-limiting their log lines): a member can gossip any number of
+// made-up names.
+const maxRefusalNames = 1024
+
 // check refuses a member whose name is not a node name or whose metadata
 // names another node; this node itself is never checked (memberlist
 // reports it too).
@@ -552,6 +557,9 @@ func (m *membership) check(n *memberlist.Node) error {
 		now := time.Now()
 		logIt := now.Sub(m.refusals[n.Name]) > 10*time.Second
 		if logIt {
+			if len(m.refusals) >= maxRefusalNames {
+				clear(m.refusals) // a member gossiping made-up names: bounded, not remembered
+			}
 			m.refusals[n.Name] = now
 		}
 		m.mu.Unlock()
@@ -683,7 +691,17 @@ func (c *cluster) dialJoin(ctx context.Context, addr string) (*conn, error) {
 	p.setGossipAddr(addr)
 	cn := newConn(p, tc, h)
 	cn.outbound = true
-	p.offerConn(ctx, cn)
+	// offerConn may wait (stillAlive) past memberlist's dial deadline:
+	// bound it by the node's serving instead
+	offerCtx := ctx
+	if m := c.member; m != nil {
+		m.mu.Lock()
+		if m.ctx != nil {
+			offerCtx = m.ctx
+		}
+		m.mu.Unlock()
+	}
+	p.offerConn(offerCtx, cn)
 	return p.connect(ctx)
 }
 

@@ -35,8 +35,8 @@ type peer struct {
 	want     chan struct{}
 	removing atomic.Bool
 	checking atomic.Bool   // membership.remove is looking at it
-	exited   chan struct{} // closed when Serve returns for its context's end
-	exitOnce sync.Once
+	exited   chan struct{} // closed when Serve returns for its context's end; made anew for each run (under c.mu)
+	exitOnce *sync.Once
 	token    suture.ServiceToken // the peer's service in the node's supervisor (under c.mu)
 
 	// live is the current connection, nil if none. It is written under
@@ -63,14 +63,15 @@ type peer struct {
 
 func newPeer(c *cluster, id NodeID, addr string) *peer {
 	return &peer{
-		c:      c,
-		id:     id,
-		addr:   addr,
-		dials:  c.n.id < id,
-		offer:  make(chan struct{}, 1),
-		want:   make(chan struct{}, 1),
-		exited: make(chan struct{}),
-		log:    c.n.log.With("peer", int(id)),
+		c:        c,
+		id:       id,
+		addr:     addr,
+		dials:    c.n.id < id,
+		offer:    make(chan struct{}, 1),
+		want:     make(chan struct{}, 1),
+		exited:   make(chan struct{}),
+		exitOnce: new(sync.Once),
+		log:      c.n.log.With("peer", int(id)),
 	}
 }
 
@@ -138,9 +139,12 @@ func jitter(d time.Duration) time.Duration {
 // backoff) if this node has the lower ID, else taking the connections the
 // listener accepts from it.
 func (p *peer) Serve(ctx context.Context) error {
+	p.c.mu.Lock()
+	exited, once := p.exited, p.exitOnce
+	p.c.mu.Unlock()
 	defer func() {
 		if ctx.Err() != nil {
-			p.exitOnce.Do(func() { close(p.exited) })
+			once.Do(func() { close(exited) })
 		}
 	}()
 	p.mu.Lock()
