@@ -384,12 +384,28 @@ func (p *peer) await(ctx context.Context) (*conn, error) {
 // on it. It returns why the connection ended.
 func (p *peer) runConn(ctx context.Context, cn *conn) CloseReason {
 	p.mu.Lock()
+	// A connection offered while no connection was live (between taking
+	// cn and here) was parked in pending without the duplicate rule: apply
+	// it now, so both sides keep the same one of two connections between
+	// the same processes instead of each running a different one.
+	var drop *conn
+	if pend := p.pending; pend != nil {
+		switch {
+		case p.keepsFirst(pend, cn):
+			p.pending, drop, cn = nil, cn, pend
+		case p.keepsFirst(cn, pend):
+			p.pending, drop = nil, pend
+		}
+	}
 	p.live.Store(cn)
 	if p.upc != nil {
 		close(p.upc)
 		p.upc = nil
 	}
 	p.mu.Unlock()
+	if drop != nil {
+		p.dropDuplicateConn(drop)
+	}
 	p.connects.Add(1)
 	p.c.stats.connects.Add(1)
 	p.log.Info("peer connected", "addr", cn.remote, "version", cn.version)
