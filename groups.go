@@ -81,6 +81,19 @@ type groupTable struct {
 	watching map[uint64]map[string]struct{} // local watcher mailbox ID -> the groups it monitors
 	byNode   map[NodeID]*peerGroups         // peer -> its memberships
 	conns    map[NodeID]*conn               // the peers connected now, as groupHook hears of them
+
+	// GroupChanged events are queued under mu as the changes are made,
+	// and sent by flush after mu is released (under deliver, which keeps
+	// them in order): so a watcher's Send (and the Tracer it calls) never
+	// runs under the group table's lock.
+	outbox  []groupNote
+	deliver sync.Mutex
+}
+
+// groupNote is a GroupChanged waiting in the outbox for its watcher.
+type groupNote struct {
+	to Address
+	ev GroupChanged
 }
 
 // group is one process group on this node.
@@ -150,13 +163,28 @@ func (g *groupTable) tidy(name string, grp *group) {
 // g.mu (for writing), so watchers see the changes in the order they were
 // made, and never a change twice or out of step with MonitorGroup's
 // snapshot.
-func (grp *group) tell(name string, joined, left []Address) {
+// Called with g.mu held; the caller calls flush after releasing it.
+func (g *groupTable) tell(grp *group, name string, joined, left []Address) {
 	if len(grp.watchers) == 0 {
 		return
 	}
 	ev := GroupChanged{Group: name, Joined: joined, Left: left}
 	for w := range grp.watchers {
-		_ = w.Send(ev) // local: never blocks; a closed watcher is being released
+		g.outbox = append(g.outbox, groupNote{to: w, ev: ev})
+	}
+}
+
+// flush sends the queued GroupChanged events, in the order the changes
+// were made. Called without g.mu held.
+func (g *groupTable) flush() {
+	g.deliver.Lock()
+	defer g.deliver.Unlock()
+	g.mu.Lock()
+	out := g.outbox
+	g.outbox = nil
+	g.mu.Unlock()
+	for _, nt := range out {
+		_ = nt.to.Send(nt.ev) // local: never blocks; a closed watcher is being released
 	}
 }
 
@@ -211,10 +239,11 @@ func (n *Node) JoinGroup(group string, a Address) error {
 		grp := g.get(group)
 		grp.members[a] = struct{}{}
 		grp.plan = nil
-		grp.tell(group, []Address{a}, nil)
+		g.tell(grp, group, []Address{a}, nil)
 		g.announce(wire.TypeGroupJoin, group, a)
 	}
 	g.mu.Unlock()
+	g.flush()
 	if n.table.lookup(a.id) == nil {
 		// the mailbox closed while it joined: its release may have run
 		// before the membership existed
@@ -236,6 +265,7 @@ func (n *Node) LeaveGroup(group string, a Address) error {
 	}
 	a.n = n
 	g := &n.pg
+	defer g.flush() // after the unlock below
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	joined := g.local[a.id]
@@ -259,7 +289,7 @@ func (g *groupTable) leaveLocal(group string, a Address, joined map[string]int) 
 	grp := g.groups[group]
 	delete(grp.members, a)
 	grp.plan = nil
-	grp.tell(group, nil, []Address{a})
+	g.tell(grp, group, nil, []Address{a})
 	g.tidy(group, grp)
 	g.announce(wire.TypeGroupLeave, group, a)
 }
@@ -286,6 +316,7 @@ func (g *groupTable) release(a Address) {
 	if !member && !watcher {
 		return // most mailboxes (every Call's among them) are in no group
 	}
+	defer g.flush() // after the unlock below
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	if joined := g.local[a.id]; joined != nil {
@@ -503,8 +534,16 @@ func (n *Node) Broadcast(group string, msg any) (int, error) {
 	}
 	sent := 0
 	for _, id := range p.local {
-		if m := n.table.lookup(id); m != nil && m.push(msg) == nil {
+		m := n.table.lookup(id)
+		err := ErrMailboxClosed
+		if m != nil {
+			err = m.push(msg)
+		}
+		if err == nil {
 			sent++
+		}
+		if n.cfg.Tracer != nil {
+			n.traceSend(Address{n: n, node: n.id, inc: n.inc, id: id}, msg, err)
 		}
 	}
 	var errs []error
@@ -513,6 +552,11 @@ func (n *Node) Broadcast(group string, msg any) (int, error) {
 		sent += k
 		if err != nil && !errors.Is(err, ErrNodeUnreachable) {
 			errs = append(errs, err)
+		}
+		if n.cfg.Tracer != nil {
+			for _, r := range rs.refs {
+				n.traceSend(Address{n: n, node: rs.cn.p.id, inc: r.Inc, id: r.ID}, msg, err)
+			}
 		}
 	}
 	return sent, errors.Join(errs...)

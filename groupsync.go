@@ -27,18 +27,19 @@ func (groupHook) peerUp(p *peer, cn *conn) {
 	for id, joined := range g.local {
 		r := wire.Ref{Inc: self.inc, ID: id}
 		for group := range joined {
-			_ = cn.appendFrame(wire.TypeGroupJoin, func(b []byte) []byte {
+			_ = cn.appendSyncFrame(wire.TypeGroupJoin, func(b []byte) []byte {
 				return wire.AppendGroup(b, wire.Group{Name: group, Member: r})
 			})
 		}
 	}
-	_ = cn.appendFrame(wire.TypeGroupSync, func(b []byte) []byte { return b })
+	_ = cn.appendSyncFrame(wire.TypeGroupSync, func(b []byte) []byte { return b })
 }
 
 // peerDown drops every membership of the peer's mailboxes, telling the
 // groups' watchers.
 func (groupHook) peerDown(p *peer, cn *conn, _ CloseReason) {
 	g := &p.c.n.pg
+	defer g.flush() // after the unlock below
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	if g.conns[p.id] == cn {
@@ -58,7 +59,7 @@ func (groupHook) peerDown(p *peer, cn *conn, _ CloseReason) {
 		}
 		slices.SortFunc(left, compareMembers)
 		grp.plan = nil
-		grp.tell(group, nil, left)
+		g.tell(grp, group, nil, left)
 		g.tidy(group, grp)
 	}
 }
@@ -80,6 +81,7 @@ func handleGroupJoin(c *conn, payload []byte) error {
 	n := c.p.c.n
 	a := c.peerAddress(m.Member)
 	g := &n.pg
+	defer g.flush() // after the unlock below
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	if g.byNode == nil {
@@ -109,7 +111,7 @@ func handleGroupJoin(c *conn, payload []byte) error {
 	grp := g.get(m.Name)
 	grp.members[a] = struct{}{}
 	grp.plan = nil
-	grp.tell(m.Name, []Address{a}, nil)
+	g.tell(grp, m.Name, []Address{a}, nil)
 	return nil
 }
 
@@ -126,6 +128,7 @@ func handleGroupLeave(c *conn, payload []byte) error {
 	}
 	a := c.peerAddress(m.Member)
 	g := &c.p.c.n.pg
+	defer g.flush() // after the unlock below
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	pg := g.byNode[a.node]
@@ -144,7 +147,7 @@ func handleGroupLeave(c *conn, payload []byte) error {
 	grp := g.groups[m.Name]
 	delete(grp.members, a)
 	grp.plan = nil
-	grp.tell(m.Name, nil, []Address{a})
+	g.tell(grp, m.Name, nil, []Address{a})
 	g.tidy(m.Name, grp)
 	return nil
 }

@@ -27,7 +27,11 @@ type peerTraffic struct {
 // interval. Called by the writer on its heartbeat tick.
 func (c *conn) maybePing() {
 	now := monotime()
-	if last := c.pingAt.Load(); last != 0 && now-last < int64(c.p.c.n.cfg.HeartbeatInterval) {
+	last := c.pingAt.Load()
+	if last < 0 { // answered: its send time, negated
+		last = -last
+	}
+	if last != 0 && now-last < int64(c.p.c.n.cfg.HeartbeatInterval) {
 		return
 	}
 	c.pingAt.Store(now)

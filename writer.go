@@ -420,6 +420,8 @@ func (c *conn) queueMessages(tos []wire.Ref, info *typeInfo, body []byte) (int, 
 	}
 	c.out = out
 	c.mu.Unlock()
+	c.p.traffic.framesOut.Add(uint64(len(tos)))
+	c.p.traffic.msgsOut.Add(uint64(len(tos)))
 	if wasEmpty {
 		c.kick()
 	}

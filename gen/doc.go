@@ -36,7 +36,8 @@
 // Every message that is not a call goes to HandleCast: what Cast and a
 // plain Address.Send deliver (Go has no separate cast envelope that could
 // cross nodes). HandleInfo gets what the system sends: reign.MailboxClosed
-// (a monitor's 'DOWN'), reign.MultipleClaim, Timeout, and the messages of
+// (a monitor's 'DOWN'), reign.MultipleClaim, reign.NodeUp and reign.NodeDown
+// (monitor_nodes), reign.GroupChanged (pg's monitor), Timeout, and the messages of
 // timers set with Process.SendAfter. A server without HandleInfo drops
 // these, as the default handle_info logs and drops them.
 //

@@ -42,7 +42,8 @@ type CastHandler interface {
 }
 
 // InfoHandler is a Server that takes the system's messages:
-// reign.MailboxClosed, reign.MultipleClaim, Timeout, and the messages of
+// reign.MailboxClosed, reign.MultipleClaim, reign.NodeUp, reign.NodeDown,
+// reign.GroupChanged, Timeout, and the messages of
 // timers set with Process.SendAfter. An error other than ErrUnhandled stops
 // the server.
 type InfoHandler interface {
@@ -229,7 +230,7 @@ func (s *Service) handle(p *Process, msg any) error {
 			_ = m.Reply(reply) // a caller that gave up is no failure of the server
 		}
 		return nil
-	case reign.MailboxClosed, reign.MultipleClaim, Timeout:
+	case reign.MailboxClosed, reign.MultipleClaim, reign.NodeUp, reign.NodeDown, reign.GroupChanged, Timeout:
 		return s.info(p, m)
 	case timerMsg:
 		return s.info(p, m.msg)
