@@ -1,7 +1,6 @@
 package reign
 
 import (
-	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -28,55 +27,9 @@ const (
 
 func init() {
 	if path := os.Getenv(memberChildEnv); path != "" {
-		os.Exit(runMemberChild(path, os.Getenv(memberChildIDEnv), os.Getenv(memberChildJoinEnv)))
+		join := os.Getenv(memberChildJoinEnv)
+		os.Exit(runChildNode(path, os.Getenv(memberChildIDEnv), &join))
 	}
-}
-
-func runMemberChild(specPath, idText, join string) int {
-	var id NodeID
-	if _, err := fmt.Sscan(idText, &id); err != nil {
-		fmt.Fprintln(os.Stderr, "member child: bad id:", err)
-		return 2
-	}
-	spec, err := LoadClusterSpec(specPath)
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "member child:", err)
-		return 2
-	}
-	n, err := NewNode(Config{NodeID: id, Cluster: spec, HeartbeatInterval: 100 * time.Millisecond, HeartbeatTimeout: time.Second,
-		Membership: fastMembership(join), Logger: testLogger(id)})
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "member child:", err)
-		return 2
-	}
-	if err := n.RegisterType(testMsg{}); err != nil {
-		return 2
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	go func() { // the parent closing stdin ends the child, gracefully
-		_, _ = io.Copy(io.Discard, os.Stdin)
-		cancel()
-	}()
-	echo, mb := n.NewMailbox()
-	if err := n.Register(fmt.Sprintf("echo-%d", id), echo); err != nil {
-		return 2
-	}
-	go func() {
-		for {
-			v, err := mb.Receive(ctx)
-			if err != nil {
-				return
-			}
-			if m, ok := v.(testMsg); ok {
-				_ = m.From.Send(testMsg{Seq: m.Seq, Text: m.Text, From: echo})
-			}
-		}
-	}()
-	if err := n.Serve(ctx); err != nil && !errors.Is(err, context.Canceled) {
-		fmt.Fprintln(os.Stderr, "member child:", err)
-		return 1
-	}
-	return 0
 }
 
 // memberChild is a child node process.

@@ -18,7 +18,9 @@ import (
 
 // A test binary started with these variables set is a child node for the
 // multi-process tests: it runs one node of the spec, registers an echo
-// mailbox as "echo", and exits when its standard input closes.
+// mailbox as "echo", and exits when its standard input closes. (The
+// membership tests start the same child with membership on: see
+// membership_process_test.go.)
 const (
 	childSpecEnv = "REIGN_TEST_CHILD_SPEC"
 	childIDEnv   = "REIGN_TEST_CHILD_ID"
@@ -26,11 +28,14 @@ const (
 
 func init() {
 	if path := os.Getenv(childSpecEnv); path != "" {
-		os.Exit(runChildNode(path, os.Getenv(childIDEnv)))
+		os.Exit(runChildNode(path, os.Getenv(childIDEnv), nil))
 	}
 }
 
-func runChildNode(specPath, idText string) int {
+// runChildNode runs the child node. With join non-nil it runs with
+// membership, joining through *join, logs to stderr, and names its echo
+// mailbox "echo-<id>".
+func runChildNode(specPath, idText string, join *string) int {
 	var id NodeID
 	if _, err := fmt.Sscan(idText, &id); err != nil {
 		fmt.Fprintln(os.Stderr, "child: bad id:", err)
@@ -41,7 +46,13 @@ func runChildNode(specPath, idText string) int {
 		fmt.Fprintln(os.Stderr, "child:", err)
 		return 2
 	}
-	n, err := NewNode(Config{NodeID: id, Cluster: spec, HeartbeatInterval: 100 * time.Millisecond, HeartbeatTimeout: time.Second})
+	cfg := Config{NodeID: id, Cluster: spec, HeartbeatInterval: 100 * time.Millisecond, HeartbeatTimeout: time.Second}
+	name := "echo"
+	if join != nil {
+		cfg.Membership, cfg.Logger = fastMembership(*join), testLogger(id)
+		name = fmt.Sprintf("echo-%d", id)
+	}
+	n, err := NewNode(cfg)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "child:", err)
 		return 2
@@ -55,7 +66,7 @@ func runChildNode(specPath, idText string) int {
 		cancel()
 	}()
 	echo, mb := n.NewMailbox()
-	if err := n.Register("echo", echo); err != nil {
+	if err := n.Register(name, echo); err != nil {
 		return 2
 	}
 	go func() {
