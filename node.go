@@ -315,6 +315,14 @@ func (n *Node) BindAddress(a Address) Address {
 func (n *Node) send(a Address, msg any) error {
 	if a.node != n.id {
 		err := n.sendRemote(a, msg)
+		if err == errDroppedStale {
+			// as with any remote closed mailbox, the sender is not told
+			err = nil
+			if n.cfg.Tracer != nil {
+				n.traceSend(a, msg, ErrMailboxClosed)
+			}
+			return nil
+		}
 		if n.cfg.Tracer != nil {
 			n.traceSend(a, msg, err)
 		}

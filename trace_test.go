@@ -198,3 +198,31 @@ func BenchmarkTracedSend(b *testing.B) {
 		})
 	}
 }
+
+// A send to an Address from an earlier run of a connected node returns
+// nil (as for any remote closed mailbox) and is traced once, as a drop.
+func TestTraceStaleRemoteSendOnce(t *testing.T) {
+	t.Parallel()
+	var log traceLog
+	tc := newTestCluster(t, 2, func(c *Config) {
+		if c.NodeID == 1 {
+			c.Tracer = log.add
+		}
+	})
+	tc.connected()
+	b, _ := newTestMailbox(t, tc.node(2))
+	stale := tc.node(1).BindAddress(b)
+	stale.inc++
+	log.take()
+	before := tc.node(1).Stats().DroppedStale
+	if err := stale.Send(testMsg{Seq: 1}); err != nil {
+		t.Fatalf("send to a stale Address: %v, want nil", err)
+	}
+	evs := log.take()
+	if len(evs) != 1 || evs[0].Kind != TraceDrop || !errors.Is(evs[0].Err, ErrMailboxClosed) {
+		t.Fatalf("events of a stale send: %+v, want one drop", evs)
+	}
+	if d := tc.node(1).Stats().DroppedStale - before; d != 1 {
+		t.Fatalf("DroppedStale moved by %d, want 1", d)
+	}
+}

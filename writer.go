@@ -5,6 +5,7 @@ package reign
 // conn.go is the reading side.
 
 import (
+	"errors"
 	"fmt"
 	"sync"
 	"time"
@@ -116,6 +117,12 @@ func (c *conn) setWriteDeadline(timeout time.Duration) {
 		c.wset, c.wtimeout = now, timeout
 	}
 }
+
+// errDroppedStale is sendRemote's word to send that the message went to
+// an Address from an earlier run of its node and was dropped: Send
+// returns nil, as for any remote closed mailbox, and the tracer is told
+// of a drop (once).
+var errDroppedStale = errors.New("dropped: an Address from an earlier run of its node")
 
 // inlineGap is how long a connection must have been quiet for a sender to
 // write its frame to the socket itself instead of waking the writer: a
@@ -382,10 +389,7 @@ func (n *Node) sendRemote(a Address, msg any) error {
 		// an Address from another run of that node: as good as closed, and
 		// as with any remote closed mailbox the message is dropped
 		n.cl.stats.droppedStale.Add(1)
-		if n.cfg.Tracer != nil {
-			n.traceMsg(TraceDrop, a.node, a, msg, ErrMailboxClosed)
-		}
-		return nil
+		return errDroppedStale // send: nil to the sender, a drop to the tracer
 	}
 	h := frameHead{t: wire.TypeMessage, to: ref(a)}
 	if err := cn.sendValue(h, msg); err != nil {
