@@ -61,9 +61,10 @@ const (
 	// CloseLimitExceeded: the peer crossed a per-peer bound (type
 	// dictionary, links, names, queued control replies).
 	CloseLimitExceeded
-	// CloseDuplicateConn: with membership either side may dial; of two
-	// connections between the same two processes, the one the lower node
-	// ID dialed is kept and this one was closed. Routine.
+	// CloseDuplicateConn: with membership either side may dial; the lower
+	// node ID of the pair refused a connection the higher dialed, before
+	// either side used it, because it had one of its own on the way.
+	// Routine.
 	CloseDuplicateConn
 	// CloseMemberGone: membership declared the peer failed (or it left
 	// and did not close its connection itself).

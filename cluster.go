@@ -41,6 +41,10 @@ type cluster struct {
 	// testHookOffer, if set, runs as offerConn begins: a test holds an
 	// accepted connection there until the peer's service has stopped.
 	testHookOffer func(*peer)
+	// dialGrace is how long the higher ID of a pair of members waits for
+	// the lower's connection before it dials (lowerDialGrace; a test
+	// makes it 0 to have both dial at once).
+	dialGrace time.Duration
 
 	mu       sync.Mutex
 	serving  bool  // a Serve is running
@@ -76,7 +80,7 @@ func newCluster(n *Node) (*cluster, error) {
 		return nil, err
 	}
 	self, _ := spec.Node(n.id) // loadNodeTLS checked it is there
-	c := &cluster{n: n, self: self, tls: t, expiry: newCertExpiry(t, n.log)}
+	c := &cluster{n: n, self: self, tls: t, expiry: newCertExpiry(t, n.log), dialGrace: lowerDialGrace}
 	c.hooks = []peerHook{
 		linkHook{},     // linkremote.go: fire links to the peer's mailboxes, forget its watches
 		registryHook{}, // registry.go: send our claims; drop the peer's

@@ -34,7 +34,7 @@ type conn struct {
 	version  uint16 // the protocol version negotiated in the handshake
 	maxFrame int    // the largest frame we may send: min of both sides' limits
 	limit    int    // the send buffer limit, bytes
-	outbound bool   // this node dialed it (set before it runs; see peer.keepsFirst)
+	outbound bool   // this node dialed it (set before it runs; see peer.take)
 
 	mu          sync.Mutex
 	out         []byte        // frames waiting for the writer

@@ -24,12 +24,58 @@ type handshaken struct {
 
 // handshakeConn runs the reign handshake on tc, whose TLS handshake is done
 // and whose verified certificate names p, and returns the connection.
-func handshakeConn(ctx context.Context, p *peer, tc net.Conn) (*conn, error) {
+// dialed says this node dialed it: with membership, a connection the
+// higher ID dialed is the pair's only once the lower takes it (see
+// peer.take).
+func handshakeConn(ctx context.Context, p *peer, tc net.Conn, dialed bool) (*conn, error) {
 	h, err := exchangeHello(ctx, p.c.n, tc, p.id)
 	if err != nil {
 		return nil, err
 	}
+	if dialed && p.c.member != nil && !p.arbiter() {
+		if err := awaitAccept(ctx, tc, h); err != nil {
+			return nil, err
+		}
+	}
 	return newConn(p, tc, h), nil
+}
+
+// errConnRefused is the lower ID's refusal of a connection this node
+// dialed while that node had one of its own on the way.
+var errConnRefused = errors.New("reign: the peer refused this connection: it has one of its own on the way")
+
+// awaitAccept reads the arbiter's verdict on a connection this node (the
+// higher ID of the pair) dialed, the first frame after its Hello:
+// ConnAccept, or a Goodbye that refuses it (errConnRefused, or
+// ErrDuplicateNode when another live process holds this node's ID).
+func awaitAccept(ctx context.Context, tc net.Conn, h handshaken) error {
+	if dl, ok := ctx.Deadline(); ok {
+		_ = tc.SetReadDeadline(dl)
+		defer tc.SetReadDeadline(time.Time{})
+	}
+	t, payload, err := h.r.Next()
+	if err != nil {
+		return fmt.Errorf("%w: waiting for the peer to take the connection: %w", ErrHandshake, err)
+	}
+	switch t {
+	case wire.TypeConnAccept:
+		if len(payload) != 0 {
+			return fmt.Errorf("%w: ConnAccept with a payload", ErrHandshake)
+		}
+		return nil
+	case wire.TypeGoodbye:
+		g, err := wire.ParseGoodbye(payload)
+		switch {
+		case err != nil:
+			return fmt.Errorf("%w: %w", ErrHandshake, err)
+		case g.Reason == wire.GoodbyeDuplicateConn:
+			return errConnRefused
+		case g.Reason == wire.GoodbyeDuplicate:
+			return fmt.Errorf("%w: the peer keeps a connection from another live process with this node's ID", ErrDuplicateNode)
+		}
+		return fmt.Errorf("%w: the peer said goodbye (reason %d) before taking the connection", ErrHandshake, g.Reason)
+	}
+	return fmt.Errorf("%w: expected ConnAccept, got %v", ErrHandshake, t)
 }
 
 // exchangeHello runs the reign handshake on a TLS connection whose TLS
@@ -38,6 +84,14 @@ func handshakeConn(ctx context.Context, p *peer, tc net.Conn) (*conn, error) {
 // the certificate names, a shared protocol version and the same codec.
 // ctx bounds it.
 func exchangeHello(ctx context.Context, n *Node, tc net.Conn, certID NodeID) (handshaken, error) {
+	return exchangeHelloGated(ctx, n, tc, certID, nil)
+}
+
+// exchangeHelloGated is exchangeHello; with a gate, this node reads and
+// checks the peer's Hello first and sends its own only if gate returns nil
+// (the peer, an accepting node, sends its Hello without waiting): until
+// then the peer cannot have run the connection.
+func exchangeHelloGated(ctx context.Context, n *Node, tc net.Conn, certID NodeID, gate func() error) (handshaken, error) {
 	if dl, ok := ctx.Deadline(); ok {
 		_ = tc.SetDeadline(dl)
 		defer tc.SetDeadline(time.Time{})
@@ -51,37 +105,68 @@ func exchangeHello(ctx context.Context, n *Node, tc net.Conn, certID NodeID) (ha
 		MaxFrame:    uint32(n.cfg.MaxFrameSize),
 	}
 	errc := make(chan error, 1)
-	go func() { errc <- wire.WriteHello(tc, local) }()
+	if gate == nil {
+		go func() { errc <- wire.WriteHello(tc, local) }()
+	}
 	// No read deadline of its own until the connection runs: ctx's
 	// deadline bounds the handshake.
 	dr := &deadlineReader{nc: tc}
 	r := wire.NewReader(dr, n.cfg.MaxFrameSize)
 	remote, rerr := wire.ReadHello(r)
-	werr := <-errc
 	h := handshaken{Hello: remote, r: r, dr: dr}
-	if rerr != nil {
-		if refusedCertificate(rerr) {
-			// TLS 1.3: the server's refusal of our certificate arrives
-			// after the client's handshake completed
-			return h, fmt.Errorf("%w: the peer refused this node's certificate: %w", ErrBadCertificate, rerr)
+	if gate != nil {
+		if rerr == nil {
+			rerr = checkHello(&h, local, certID)
 		}
-		return h, fmt.Errorf("%w: reading hello: %w", ErrHandshake, rerr)
+		if rerr != nil {
+			return h, helloError(rerr)
+		}
+		if err := gate(); err != nil {
+			return h, err
+		}
+		if err := wire.WriteHello(tc, local); err != nil {
+			return h, fmt.Errorf("%w: writing hello: %w", ErrHandshake, err)
+		}
+		return h, nil
+	}
+	werr := <-errc
+	if rerr != nil {
+		return h, helloError(rerr)
 	}
 	if werr != nil {
 		return h, fmt.Errorf("%w: writing hello: %w", ErrHandshake, werr)
 	}
-	if NodeID(remote.Node) != certID {
-		return h, fmt.Errorf("%w: peer says it is node %d, its certificate names node %d", ErrPeerIdentity, remote.Node, certID)
+	return h, checkHello(&h, local, certID)
+}
+
+// helloError says why reading the peer's Hello failed.
+func helloError(err error) error {
+	if errors.Is(err, ErrPeerIdentity) || errors.Is(err, ErrHandshake) {
+		return err
 	}
-	v, err := wire.Agree(local, remote)
+	if refusedCertificate(err) {
+		// TLS 1.3: the server's refusal of our certificate arrives
+		// after the client's handshake completed
+		return fmt.Errorf("%w: the peer refused this node's certificate: %w", ErrBadCertificate, err)
+	}
+	return fmt.Errorf("%w: reading hello: %w", ErrHandshake, err)
+}
+
+// checkHello checks the peer's Hello against this node's and the
+// certificate, and sets the version both speak.
+func checkHello(h *handshaken, local wire.Hello, certID NodeID) error {
+	if NodeID(h.Node) != certID {
+		return fmt.Errorf("%w: peer says it is node %d, its certificate names node %d", ErrPeerIdentity, h.Node, certID)
+	}
+	v, err := wire.Agree(local, h.Hello)
 	if err != nil {
-		return h, fmt.Errorf("%w: %w", ErrHandshake, err)
+		return fmt.Errorf("%w: %w", ErrHandshake, err)
 	}
-	if remote.Incarnation == 0 {
-		return h, fmt.Errorf("%w: incarnation 0", ErrHandshake)
+	if h.Incarnation == 0 {
+		return fmt.Errorf("%w: incarnation 0", ErrHandshake)
 	}
 	h.version = v
-	return h, nil
+	return nil
 }
 
 // handshakeReason classifies why a handshake (TLS or reign) failed.

@@ -215,7 +215,7 @@ func (c *cluster) accept(ctx context.Context, nc net.Conn) {
 		refuse(fmt.Errorf("%w: node %d dialed, but the lower ID dials (this node dials %d)", ErrHandshake, id, id))
 		return
 	}
-	cn, err := handshakeConn(ctx, p, tc)
+	cn, err := handshakeConn(ctx, p, tc, false)
 	if err != nil {
 		refuse(err)
 		return

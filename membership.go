@@ -13,8 +13,8 @@ package reign
 //     connection to it;
 //   - memberlist may need a connection to any member (a probe, a gossip, a
 //     push/pull): the Dialer below asks the peer's service to dial, so
-//     either side may dial (see peer.keepsFirst for the two-connection
-//     rule);
+//     either side may dial, and the lower ID chooses which connection
+//     the pair runs (see peer.take);
 //   - a join knows only an address: the Dialer dials it, and the node is
 //     whichever one the certificate names;
 //   - a node membership declares failed or left is turned into a peer
@@ -606,6 +606,15 @@ func (m *membership) dialNode(ctx context.Context, a memberlist.Address) (gossip
 				if cn := p.live.Load(); cn != nil {
 					return (*gossipConn)(cn), nil
 				}
+				if p.dialAddr() != "" {
+					// known already: its service dials (or takes
+					// the peer's connection), one connection a pair
+					cn, err := p.connect(ctx)
+					if err != nil {
+						return nil, err
+					}
+					return (*gossipConn)(cn), nil
+				}
 			}
 		}
 		cn, err := c.dialJoin(ctx, a.Addr)
@@ -672,21 +681,45 @@ func (c *cluster) dialJoin(ctx context.Context, addr string) (*conn, error) {
 		c.n.log.Warn("membership: join connection failed", "addr", addr, "reason", r, "err", err)
 		return nil, err
 	}
-	// the reign handshake before the peer is made: a node that refuses
-	// this one (TLS 1.3 reports it after the client's handshake) never
-	// enters the table
-	h, err := exchangeHello(ctx, c.n, tc, id)
-	if err != nil {
+	// The peer's Hello is read before this node sends its own: a node
+	// that refuses this one (TLS 1.3 reports it after the client's
+	// handshake) never enters the table; and until this node's Hello
+	// the peer cannot run the connection, so a second one (see
+	// peer.take) is closed before anyone used it.
+	var p *peer
+	busy := errors.New("busy")
+	h, err := exchangeHelloGated(ctx, c.n, tc, id, func() error {
+		if p = c.addPeer(id, ""); p == nil {
+			return fmt.Errorf("%w: node %d at %s is leaving the peer table", ErrNodeUnreachable, id, addr)
+		}
+		if !p.startDial() {
+			return busy
+		}
+		return nil
+	})
+	if err == nil && !p.arbiter() {
+		err = awaitAccept(ctx, tc, h)
+	}
+	switch {
+	case errors.Is(err, busy):
+		// a connection to that node is up or on its way: use it
+		// rather than make a second
+		_ = nc.Close()
+		return p.connect(ctx)
+	case errors.Is(err, errConnRefused):
+		p.endDial()
+		_ = nc.Close()
+		c.countClose(p, CloseDuplicateConn)
+		return p.connect(ctx)
+	case err != nil:
+		if p != nil {
+			p.endDial()
+		}
 		_ = nc.Close()
 		r := handshakeReason(err)
 		c.countClose(nil, r)
 		c.n.log.Warn("membership: join connection failed", "addr", addr, "peer", int(id), "reason", r, "err", err)
 		return nil, err
-	}
-	p := c.addPeer(id, "")
-	if p == nil {
-		_ = nc.Close()
-		return nil, fmt.Errorf("%w: node %d at %s is leaving the peer table", ErrNodeUnreachable, id, addr)
 	}
 	p.setGossipAddr(addr)
 	cn := newConn(p, tc, h)
@@ -702,6 +735,7 @@ func (c *cluster) dialJoin(ctx context.Context, addr string) (*conn, error) {
 		m.mu.Unlock()
 	}
 	p.offerConn(offerCtx, cn)
+	p.endDial()
 	return p.connect(ctx)
 }
 

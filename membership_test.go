@@ -42,6 +42,13 @@ type memberNode struct {
 // the spec or Config before NewNode.
 func startMember(t testing.TB, id NodeID, mod func(*ClusterSpec, *Config), join ...string) *memberNode {
 	t.Helper()
+	n, addr := newMember(t, id, mod, join...)
+	return serveMember(t, n, addr)
+}
+
+// newMember makes node id as startMember does, without serving it.
+func newMember(t testing.TB, id NodeID, mod func(*ClusterSpec, *Config), join ...string) (*Node, string) {
+	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -69,7 +76,7 @@ func startMember(t testing.TB, id NodeID, mod func(*ClusterSpec, *Config), join 
 	if err := n.RegisterType(testMsg{}); err != nil {
 		t.Fatal(err)
 	}
-	return serveMember(t, n, ln.Addr().String())
+	return n, ln.Addr().String()
 }
 
 func serveMember(t testing.TB, n *Node, addr string) *memberNode {
@@ -404,25 +411,19 @@ func TestMembershipConnectOnUse(t *testing.T) {
 		return unless(n3.cl.peer(2).live.Load() != old, "node 3 still has its old connection to node 2")
 	})
 	// node 2's memberlist may dial node 3 at the same moment (a probe):
-	// then the connection node 3 made is the duplicate and is dropped,
-	// with what it carried, and node 3 sends again
-	for seq := 1; ; seq++ {
-		dups := n3.Stats().Closes[CloseDuplicateConn]
-		if err := to2.Send(testMsg{Seq: seq}); err != nil {
-			t.Fatalf("send to a member with no connection: %v", err)
-		}
-		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-		v, err := mb2.Receive(ctx)
-		cancel()
-		if err == nil {
-			if m := v.(testMsg); m.Seq != seq {
-				t.Fatalf("got %+v, want seq %d", m, seq)
-			}
-			return
-		}
-		if n3.Stats().Closes[CloseDuplicateConn] == dups || seq == 5 {
-			t.Fatalf("the message was lost without a duplicate connection to explain it")
-		}
+	// node 2, the lower ID, then refuses node 3's connection before
+	// either side uses it, and the send goes over node 2's
+	if err := to2.Send(testMsg{Seq: 1}); err != nil {
+		t.Fatalf("send to a member with no connection: %v", err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
+	defer cancel()
+	v, err := mb2.Receive(ctx)
+	if err != nil {
+		t.Fatalf("the message sent on first use was lost: %v", err)
+	}
+	if m := v.(testMsg); m.Seq != 1 {
+		t.Fatalf("got %+v, want seq 1", m)
 	}
 }
 
@@ -492,4 +493,100 @@ func TestMembershipLinkConnectOnUse(t *testing.T) {
 	if mc := v.(MailboxClosed); mc.Address.String() != b2.String() || mc.Reason != NoConnection {
 		t.Fatalf("got %+v, want %v closed NoConnection", mc, b2)
 	}
+}
+
+// TestMembershipSimultaneousDials: when both nodes of a pair dial each
+// other at the same moment (node 2, the higher ID, without its usual grace
+// for node 1's connection), the lower ID chooses before either side runs
+// a connection, so each side sees one peer down and one up per loss, never
+// a connection run and then dropped (which fired links and made node
+// events flap), both sides run the same connection, and a link made over
+// it does not fire.
+func TestMembershipSimultaneousDials(t *testing.T) {
+	t.Parallel()
+	n1 := startMember(t, 1, nil)
+	n, addr := newMember(t, 2, nil, n1.addr)
+	n.cl.dialGrace = 0
+	n2 := serveMember(t, n, addr)
+	w1, ev1 := n1.NewMailbox()
+	w2, ev2 := n2.NewMailbox()
+	if err := n1.MonitorNodes(w1); err != nil {
+		t.Fatal(err)
+	}
+	if err := n2.MonitorNodes(w2); err != nil {
+		t.Fatal(err)
+	}
+	same := func() error {
+		c1, c2 := n1.cl.peer(2), n2.cl.peer(1)
+		if c1 == nil || c2 == nil {
+			return errors.New("no peers yet")
+		}
+		a, b := c1.live.Load(), c2.live.Load()
+		if a == nil || b == nil {
+			return fmt.Errorf("not connected: node 1 %v, node 2 %v", a != nil, b != nil)
+		}
+		if a.nc.LocalAddr().String() != b.nc.RemoteAddr().String() {
+			return fmt.Errorf("the nodes run different connections: %s and %s", a.nc.LocalAddr(), b.nc.RemoteAddr())
+		}
+		return nil
+	}
+	checkFor(t, 10*time.Second, same)
+	// count reads node events until quiet, and returns the ups and downs
+	count := func(mb *Mailbox) (up, down int) {
+		for {
+			ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+			v, err := mb.Receive(ctx)
+			cancel()
+			if err != nil {
+				return
+			}
+			switch v.(type) {
+			case NodeUp:
+				up++
+			case NodeDown:
+				down++
+			}
+		}
+	}
+	count(ev1)
+	count(ev2)
+	watched, wmb := n1.NewMailbox()
+	defer wmb.Close()
+	for round := 1; round <= 6; round++ {
+		// node 1 loses the connection and redials at once (it keeps
+		// members connected); node 2 wants it at once too (a send)
+		k1, k2 := n1.cl.peer(2).connects.Load(), n2.cl.peer(1).connects.Load()
+		n1.cl.peer(2).live.Load().close(CloseShutdown, nil)
+		go func() {
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			_, _ = n2.cl.peer(1).connect(ctx)
+		}()
+		checkFor(t, 10*time.Second, func() error {
+			if n1.cl.peer(2).connects.Load() == k1 || n2.cl.peer(1).connects.Load() == k2 {
+				return errors.New("not reconnected on both sides yet")
+			}
+			return same()
+		})
+		// a link made now must not fire: the connection stays
+		link, lmb := n2.NewMailbox()
+		n2.BindAddress(watched).OnCloseNotify(link)
+		up1, down1 := count(ev1)
+		up2, down2 := count(ev2)
+		if up1 != 1 || down1 != 1 || up2 != 1 || down2 != 1 {
+			t.Fatalf("round %d: node 1 saw %d up, %d down; node 2 saw %d up, %d down; want one of each", round, up1, down1, up2, down2)
+		}
+		if err := same(); err != nil {
+			t.Fatalf("round %d: %v", round, err)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+		v, err := lmb.Receive(ctx)
+		cancel()
+		if err == nil {
+			t.Fatalf("round %d: a link over the running connection fired: %+v; node 2 connects %d closes %v; node 1 closes %v", round, v, n2.cl.peer(1).connects.Load(), n2.Stats().Closes, n1.Stats().Closes)
+		}
+		lmb.Close()
+	}
+	t.Logf("refused connections (the race happened): node 1 %d, node 2 %d",
+		n1.Stats().Closes[CloseDuplicateConn], n2.Stats().Closes[CloseDuplicateConn])
 }

@@ -3,6 +3,7 @@ package reign
 import (
 	"context"
 	"crypto/tls"
+	"errors"
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
@@ -52,6 +53,9 @@ type peer struct {
 	addr     string        // where to dial the peer: its spec or gossiped address
 	gaddr    string        // its memberlist address, ip:port ("" if unknown; membership.go)
 	pending  *conn         // accepted (or dialed by a join), waiting for the service
+	dialing  bool          // membership: the service or a join is dialing the peer
+	starting *conn         // taken by the service (from pending, or dialed), not yet live
+	taking   bool          // membership, lower ID: ConnAccept is being written on a connection the peer dialed
 	stopped  bool          // Serve has returned: a connection offered now is closed
 	upc      chan struct{} // closed when a connection comes up or a dial fails; nil if nobody waits
 	dialErr  error         // why the last dial failed
@@ -231,7 +235,13 @@ func (p *peer) dial(ctx context.Context) (*conn, error) {
 		_ = nc.Close()
 		return nil, p.dialFailed(err)
 	}
-	cn, err := handshakeConn(ctx, p, tc)
+	cn, err := handshakeConn(ctx, p, tc, true)
+	if errors.Is(err, errConnRefused) {
+		_ = nc.Close()
+		p.c.countClose(p, CloseDuplicateConn)
+		p.log.Debug("connection refused: the peer has one of its own on the way", "addr", addr, "reason", CloseDuplicateConn)
+		return nil, err
+	}
 	if err != nil {
 		_ = nc.Close()
 		return nil, p.dialFailed(err)
@@ -280,8 +290,7 @@ func (p *peer) offerConn(ctx context.Context, cn *conn) {
 		p.refuseDuplicate(cn, cur)
 		return
 	}
-	if cur := p.live.Load(); cur != nil && p.keepsFirst(cur, cn) {
-		p.dropDuplicateConn(cn)
+	if p.arbiter() && !cn.outbound && !p.take(cn) {
 		return
 	}
 	p.mu.Lock()
@@ -293,11 +302,6 @@ func (p *peer) offerConn(ctx context.Context, cn *conn) {
 		return
 	}
 	old, cur := p.pending, p.live.Load()
-	if old != nil && p.keepsFirst(old, cn) {
-		p.mu.Unlock()
-		p.dropDuplicateConn(cn)
-		return
-	}
 	p.pending = cn
 	p.mu.Unlock()
 	if old != nil {
@@ -306,11 +310,7 @@ func (p *peer) offerConn(ctx context.Context, cn *conn) {
 		p.c.gossipConnLost(old)
 	}
 	if cur != nil {
-		why := CloseReplaced
-		if p.c.member != nil && cur.peerInc == cn.peerInc && cur.outbound != cn.outbound {
-			why = CloseDuplicateConn
-		}
-		cur.close(why, fmt.Errorf("replaced by a newer connection from %s", cn.remote))
+		cur.close(CloseReplaced, fmt.Errorf("replaced by a newer connection from %s", cn.remote))
 	}
 	select {
 	case p.offer <- struct{}{}:
@@ -385,26 +385,25 @@ func (p *peer) await(ctx context.Context) (*conn, error) {
 func (p *peer) runConn(ctx context.Context, cn *conn) CloseReason {
 	p.mu.Lock()
 	// A connection offered while no connection was live (between taking
-	// cn and here) was parked in pending without the duplicate rule: apply
-	// it now, so both sides keep the same one of two connections between
-	// the same processes instead of each running a different one.
-	var drop *conn
+	// cn and here) was parked in pending: it is the newer, and both sides
+	// run it.
+	var stale *conn
 	if pend := p.pending; pend != nil {
-		switch {
-		case p.keepsFirst(pend, cn):
-			p.pending, drop, cn = nil, cn, pend
-		case p.keepsFirst(cn, pend):
-			p.pending, drop = nil, pend
-		}
+		// offered after cn was taken, so newer: the peer dialed again
+		// because it lost cn (with membership, the lower ID chose it)
+		p.pending, stale, cn = nil, cn, pend
 	}
 	p.live.Store(cn)
+	p.starting = nil
 	if p.upc != nil {
 		close(p.upc)
 		p.upc = nil
 	}
 	p.mu.Unlock()
-	if drop != nil {
-		p.dropDuplicateConn(drop)
+	if stale != nil {
+		stale.close(CloseReplaced, nil)
+		p.c.countClose(p, CloseReplaced)
+		p.c.gossipConnLost(stale)
 	}
 	p.connects.Add(1)
 	p.c.stats.connects.Add(1)
@@ -445,7 +444,7 @@ func (p *peer) logDown(cn *conn, why CloseReason, err error) {
 	case CloseDuplicateNode:
 		p.log.Error("duplicate node: the peer refused this connection, another live process claims this node's ID; backing off", attrs...)
 	case CloseDuplicateConn:
-		p.log.Info("duplicate connection closed: the pair keeps the one the lower ID dialed", attrs...)
+		p.log.Info("duplicate connection closed: the lower ID had one of its own on the way", attrs...)
 	case CloseMemberGone:
 		p.log.Warn("peer left the cluster or failed, as membership says", attrs...)
 	default:
@@ -467,12 +466,79 @@ func (p *peer) logDrop(err error) {
 	}
 }
 
-// With membership, either side of a pair may dial (a probe or a join can
-// need the connection on either side), so two connections can come up at
-// once. Both sides apply one rule: between two connections from the same
-// pair of processes, the one the lower ID dialed is kept; the other is
-// closed with Goodbye{duplicate connection}. Without membership only the
-// lower ID dials and the rule never applies.
+// With membership, either side of a pair may dial (a probe, a send or a
+// join can need the connection on either side), so two connections could
+// come up at once; if each side ran a different one, or one side ran a
+// connection for a moment before the other dropped it, its links would
+// fire and its node events say down and up for nothing. So the lower ID
+// of the pair chooses, before either side uses a connection:
+//   - a connection the lower ID dialed is the pair's: the higher takes it
+//     at once (replacing any connection it had: the lower dials only when
+//     it has none);
+//   - a connection the higher ID dialed waits, after the Hello, for the
+//     lower's verdict: ConnAccept, or Goodbye{duplicate connection} when
+//     the lower is dialing itself or runs a connection it dialed (the
+//     higher then waits for that one);
+//   - each side dials at most one connection to the peer at a time (the
+//     service or a join, see startDial), and not while it is taking one.
+// So no connection either side has used is ever dropped as a duplicate.
+// Without membership only the lower ID dials and none of this applies.
+
+// arbiter reports whether this node chooses between the pair's
+// connections: with membership, the lower ID does.
+func (p *peer) arbiter() bool { return p.c.member != nil && p.c.n.id < p.id }
+
+// take decides, as the pair's arbiter, whether to run cn, a connection
+// the peer dialed: it refuses it while this node dials or runs a
+// connection of its own to the same process, else it writes ConnAccept,
+// the first frame after the Hello, before cn can be run.
+func (p *peer) take(cn *conn) bool {
+	p.mu.Lock()
+	mine := func(o *conn) bool { return o != nil && o.outbound && o.peerInc == cn.peerInc }
+	refuse := p.dialing || p.taking || mine(p.pending) || mine(p.starting) || mine(p.live.Load())
+	if !refuse {
+		p.taking = true
+	}
+	p.mu.Unlock()
+	if refuse {
+		p.dropDuplicateConn(cn)
+		return false
+	}
+	_ = cn.nc.SetWriteDeadline(time.Now().Add(goodbyeTimeout))
+	_, err := cn.nc.Write(wire.AppendFrame(nil, wire.TypeConnAccept, nil))
+	_ = cn.nc.SetWriteDeadline(time.Time{})
+	p.mu.Lock()
+	p.taking = false
+	p.mu.Unlock()
+	if err != nil {
+		cn.close(CloseWriteError, err)
+		p.c.countClose(p, CloseWriteError)
+		p.c.gossipConnLost(cn)
+		p.wake()
+		return false
+	}
+	return true
+}
+
+// startDial reports whether this node may dial the peer now, and if so
+// marks it dialing until endDial: with membership, when it has no
+// connection and none is on its way.
+func (p *peer) startDial() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.dialing || p.taking || p.pending != nil || p.starting != nil || p.live.Load() != nil {
+		return false
+	}
+	p.dialing = true
+	return true
+}
+
+// endDial ends what startDial began.
+func (p *peer) endDial() {
+	p.mu.Lock()
+	p.dialing = false
+	p.mu.Unlock()
+}
 
 // next returns the next connection to run, with membership: an accepted
 // one if any, else one it dials if the peer is wanted, else it waits for
@@ -486,41 +552,47 @@ func (p *peer) next(ctx context.Context) (*conn, error) {
 			if !p.dials && p.member.Load() {
 				// the lower ID keeps members connected and may be
 				// dialing now: give its connection a moment to arrive
-				// rather than make a duplicate
-				t := time.NewTimer(lowerDialGrace)
-				select {
-				case <-ctx.Done():
-				case <-p.offer:
-				case <-t.C:
-				}
-				t.Stop()
-				if cn := p.takePending(); cn != nil {
+				// rather than be refused
+				if cn := p.awaitOffer(ctx, p.c.dialGrace); cn != nil {
 					return cn, nil
 				}
 				if ctx.Err() != nil {
 					return nil, ctx.Err()
 				}
 			}
+			if !p.startDial() {
+				// a join is dialing, or the arbiter is taking one
+				if cn := p.awaitOffer(ctx, p.c.n.cfg.HandshakeTimeout); cn != nil {
+					return cn, nil
+				}
+				continue
+			}
 			cn, err := p.dial(ctx)
-			if err != nil {
-				// those waiting in connect learn at once
-				p.mu.Lock()
-				p.dialErr = err
-				if p.upc != nil {
-					close(p.upc)
-					p.upc = nil
-				}
-				p.mu.Unlock()
-				return nil, err
+			p.mu.Lock()
+			p.dialing = false
+			if err == nil {
+				p.starting = cn // until runConn makes it live
 			}
-			if pend := p.takePending(); pend != nil {
-				if p.keepsFirst(pend, cn) {
-					p.dropDuplicateConn(cn)
-					return pend, nil
-				}
-				p.dropDuplicateConn(pend)
+			p.mu.Unlock()
+			if err == nil {
+				return cn, nil
 			}
-			return cn, nil
+			if errors.Is(err, errConnRefused) {
+				// the lower ID has a connection of its own on the way
+				if cn := p.awaitOffer(ctx, p.c.n.cfg.HandshakeTimeout); cn != nil {
+					return cn, nil
+				}
+				continue
+			}
+			// those waiting in connect learn at once
+			p.mu.Lock()
+			p.dialErr = err
+			if p.upc != nil {
+				close(p.upc)
+				p.upc = nil
+			}
+			p.mu.Unlock()
+			return nil, err
 		}
 		select {
 		case <-ctx.Done():
@@ -529,6 +601,18 @@ func (p *peer) next(ctx context.Context) (*conn, error) {
 		case <-p.want:
 		}
 	}
+}
+
+// awaitOffer waits up to d for a connection to be offered, and takes it.
+func (p *peer) awaitOffer(ctx context.Context, d time.Duration) *conn {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+	case <-p.offer:
+	case <-t.C:
+	}
+	return p.takePending()
 }
 
 // lowerDialGrace is how long the higher ID of a pair of members waits for
@@ -541,6 +625,9 @@ func (p *peer) takePending() *conn {
 	defer p.mu.Unlock()
 	cn := p.pending
 	p.pending = nil
+	if cn != nil {
+		p.starting = cn // until runConn makes it live
+	}
 	return cn
 }
 
@@ -597,19 +684,9 @@ func (p *peer) connect(ctx context.Context) (*conn, error) {
 	}
 }
 
-// keepsFirst reports whether, of two connections to the peer, a is kept
-// and b dropped: with membership, when both link the same two processes
-// and only a was dialed by the lower ID.
-func (p *peer) keepsFirst(a, b *conn) bool {
-	if p.c.member == nil || a.peerInc != b.peerInc || a.outbound == b.outbound {
-		return false
-	}
-	lower := p.c.n.id < p.id // this node is the lower ID
-	return a.outbound == lower
-}
-
-// dropDuplicateConn closes cn, a second connection between the pair, with
-// Goodbye{duplicate connection}, so the other side closes it quietly too.
+// dropDuplicateConn refuses cn, a connection the peer dialed while this
+// node has its own, with Goodbye{duplicate connection}: the peer, waiting
+// for the verdict, closes it quietly and waits for this node's.
 func (p *peer) dropDuplicateConn(cn *conn) {
 	p.c.countClose(p, CloseDuplicateConn)
 	p.log.Debug("duplicate connection dropped", "addr", cn.remote, "reason", CloseDuplicateConn)

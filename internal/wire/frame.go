@@ -62,10 +62,11 @@ const (
 	TypeLinkFor      Type = 20 // LinkFor: link (or unlink) a watcher of the receiver's to any mailbox
 	TypePing         Type = 21 // Ping: asks for a Pong echoing its payload (round-trip time)
 	TypePong         Type = 22 // Ping payload: the answer to a Ping
+	TypeConnAccept   Type = 23 // empty: with membership, the lower ID takes a connection the higher dialed
 
 	// MaxType is the highest known frame type; dispatch tables indexed by
 	// Type have MaxType+1 entries. Update it when appending a type.
-	MaxType = TypePong
+	MaxType = TypeConnAccept
 )
 
 // typeNames is indexed by Type; the empty string marks an unknown number.
@@ -92,6 +93,7 @@ var typeNames = [MaxType + 1]string{
 	TypeLinkFor:      "LinkFor",
 	TypePing:         "Ping",
 	TypePong:         "Pong",
+	TypeConnAccept:   "ConnAccept",
 }
 
 // Known reports whether t is a frame type of this protocol version.

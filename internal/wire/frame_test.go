@@ -36,6 +36,7 @@ func TestTypeNumbersAreFixed(t *testing.T) {
 		{TypeLinkFor, 20, "LinkFor"},
 		{TypePing, 21, "Ping"},
 		{TypePong, 22, "Pong"},
+		{TypeConnAccept, 23, "ConnAccept"},
 	}
 	for _, w := range want {
 		if uint8(w.t) != w.n || w.t.String() != w.name || !w.t.Known() || CheckType(w.t) != nil {

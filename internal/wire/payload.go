@@ -16,9 +16,10 @@ const (
 const (
 	GoodbyeShutdown  uint8 = 0 // the sending node is shutting down
 	GoodbyeDuplicate uint8 = 1 // refused: a connection between the pair is already up
-	// GoodbyeDuplicateConn: with membership either side may dial; of two
-	// connections between the same two processes, this one is dropped
-	// (the pair keeps the one the lower node ID dialed).
+	// GoodbyeDuplicateConn: with membership either side may dial; the
+	// lower node ID of the pair refuses a connection the higher dialed
+	// while it has one of its own (dialing, or up), in place of
+	// ConnAccept.
 	GoodbyeDuplicateConn uint8 = 2
 )
 
