@@ -72,6 +72,11 @@ const (
 	// CloseGossipError: the peer broke the membership (gossip) protocol,
 	// or sent gossip to a node whose membership is off.
 	CloseGossipError
+	// CloseIdle: with membership, a connection nothing needed (no links,
+	// calls, names or groups either side) and that carried no traffic for
+	// MembershipConfig.IdleTimeout was closed by agreement; the next use
+	// connects again. Routine: not a node down.
+	CloseIdle
 
 	// numCloseReasons sizes the counters; keep it last.
 	numCloseReasons
@@ -96,6 +101,7 @@ var closeReasonNames = [numCloseReasons]string{
 	CloseDuplicateConn:     "duplicate connection",
 	CloseMemberGone:        "member gone",
 	CloseGossipError:       "gossip protocol error",
+	CloseIdle:              "idle",
 }
 
 // String returns the reason's name, such as "heartbeat timeout".

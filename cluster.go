@@ -345,4 +345,18 @@ func (c *cluster) broadcast(t wire.Type, name string, a Address) {
 			})
 		}
 	}
+	c.wakeMembers() // a node with names keeps every member connected (peer.wantsDial)
+}
+
+// wakeMembers wakes the service of each member with no connection, to
+// dial it if this node now holds names or groups (peer.wantsDial).
+func (c *cluster) wakeMembers() {
+	if c.member == nil {
+		return
+	}
+	for _, p := range *c.peerTab.Load() {
+		if p.live.Load() == nil && p.member.Load() {
+			p.wake()
+		}
+	}
 }

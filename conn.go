@@ -68,6 +68,8 @@ type conn struct {
 	// pingAt is the monotime of the Ping outstanding (negated once its
 	// Pong came), 0 before the first (traffic.go).
 	pingAt atomic.Int64
+
+	idle idleState // membership's idle close (idle.go)
 }
 
 func newConn(p *peer, nc net.Conn, h handshaken) *conn {
@@ -148,6 +150,9 @@ func (c *conn) run(ctx context.Context) (CloseReason, error) {
 		case <-stopping: // the peer hung up on our Goodbye: still our shutdown
 			c.close(CloseShutdown, nil)
 		default:
+			if c.idle.draining.Load() {
+				c.close(CloseIdle, nil) // the peer hung up on our idle Goodbye
+			}
 			c.close(reasonOf(err), err)
 		}
 	}()
@@ -273,6 +278,7 @@ var frameHandlers = [wire.MaxType + 1]frameHandler{
 	wire.TypeLinkFor:      handleLinkFor,      // linkremote.go
 	wire.TypePing:         handlePing,         // traffic.go
 	wire.TypePong:         handlePong,         // traffic.go
+	wire.TypeIdle:         handleIdle,         // idle.go
 	wire.TypeCallFailed:   handleCallFailed,   // callremote.go
 	wire.TypeGroupJoin:    handleGroupJoin,    // groupsync.go
 	wire.TypeGroupLeave:   handleGroupLeave,   // groupsync.go
@@ -282,7 +288,10 @@ var frameHandlers = [wire.MaxType + 1]frameHandler{
 }
 
 // handleHeartbeat: any frame is liveness; this one carries nothing else.
-func handleHeartbeat(c *conn, payload []byte) error { return wire.ParseEmpty(payload) }
+func handleHeartbeat(c *conn, payload []byte) error {
+	c.idle.quietIn.Add(quietHeartbeat)
+	return wire.ParseEmpty(payload)
+}
 
 // handleTypeDef records the peer's next message type number. The
 // dictionary is bounded in entries (MaxPeerTypes) and in the total length
@@ -329,6 +338,13 @@ func handleGoodbye(c *conn, payload []byte) error {
 	}
 	if g.Reason == wire.GoodbyeDuplicateConn { // membership.go
 		return closeWith(CloseDuplicateConn, io.EOF)
+	}
+	if g.Reason == wire.GoodbyeIdle { // idle.go
+		if c.p.c.idleTimeout() == 0 || c.p.arbiter() {
+			return fmt.Errorf("%w: an idle Goodbye from the higher ID of the pair, or with idle close off", wire.ErrMalformed)
+		}
+		c.idleGoodbye()
+		return nil
 	}
 	return closeWith(CloseGoodbye, io.EOF)
 }

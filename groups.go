@@ -244,6 +244,9 @@ func (n *Node) JoinGroup(group string, a Address) error {
 	}
 	g.mu.Unlock()
 	g.flush()
+	if n.cl != nil {
+		n.cl.wakeMembers() // a node in a group keeps every member connected (peer.wantsDial)
+	}
 	if n.table.lookup(a.id) == nil {
 		// the mailbox closed while it joined: its release may have run
 		// before the membership existed

@@ -100,6 +100,17 @@ type MembershipConfig struct {
 	// seeds again. Zero means 1 s.
 	JoinRetry time.Duration
 
+	// IdleTimeout is how long a connection to another member stays up
+	// with no traffic (heartbeats aside) when nothing needs it: no links
+	// or calls in flight either way, and no registry names or process
+	// groups on either node (a node that holds names or groups keeps a
+	// connection to every member, so they converge). Both sides agree
+	// before it closes, nothing in flight is lost, and the next use
+	// connects again; it is not a node down (NodeDown follows
+	// membership). Zero means DefaultIdleTimeout (30 s); negative keeps
+	// every connection up.
+	IdleTimeout time.Duration
+
 	// LeaveTimeout bounds the graceful leave when Serve's context ends:
 	// the node gossips its departure for at most this long before its
 	// connections close. Zero means 1 s.
@@ -133,6 +144,7 @@ type membership struct {
 	ml       *memberlist.Memberlist // nil when not running
 	ctx      context.Context        // Serve's: ends the dials memberlist waits on
 	members  map[NodeID]gossip.Meta // alive members, this node excluded
+	up       map[NodeID]bool        // members reported up to node-event watchers (NodeUp sent, NodeDown not yet)
 	events   []memberEvent
 	refusals map[string]time.Time // last refusal logged, per member name
 	wake     chan struct{}
@@ -165,6 +177,9 @@ func newMembership(c *cluster, cfg MembershipConfig) (*membership, error) {
 		{"PushPullInterval", &cfg.PushPullInterval, DefaultPushPullInterval},
 		{"JoinRetry", &cfg.JoinRetry, DefaultJoinRetry},
 		{"LeaveTimeout", &cfg.LeaveTimeout, DefaultLeaveTimeout},
+	}
+	if cfg.IdleTimeout == 0 {
+		cfg.IdleTimeout = DefaultIdleTimeout
 	}
 	for _, d := range durations {
 		if *d.v < 0 {
@@ -205,6 +220,7 @@ func newMembership(c *cluster, cfg MembershipConfig) (*membership, error) {
 		name:     gossip.NodeName(uint16(c.n.id)),
 		data:     data,
 		members:  map[NodeID]gossip.Meta{},
+		up:       map[NodeID]bool{},
 		refusals: map[string]time.Time{},
 		wake:     make(chan struct{}, 1),
 	}, nil
@@ -427,6 +443,7 @@ func (m *membership) apply(ctx context.Context) {
 				m.c.n.log.Info("membership: node joined", "peer", int(id), "addr", meta.DataAddr)
 			}
 			m.admit(NodeID(id), meta.DataAddr, ev.node.Address())
+			m.report(NodeID(id), true, 0)
 			continue
 		}
 		m.mu.Lock()
@@ -436,9 +453,15 @@ func (m *membership) apply(ctx context.Context) {
 		if known {
 			m.c.n.log.Info("membership: node left or failed", "peer", int(id))
 		}
+		why := CloseMemberGone
+		if ev.node.State == memberlist.StateLeft {
+			why = CloseGoodbye
+		}
 		if p := m.c.peer(NodeID(id)); p != nil {
 			p.member.Store(false)
-			m.remove(ctx, p)
+			m.remove(ctx, p, why)
+		} else {
+			m.report(NodeID(id), false, why)
 		}
 	}
 }
@@ -465,7 +488,7 @@ func (m *membership) admit(id NodeID, data, gaddr string) {
 // by the sweep once its connection has ended, unless it is a member again.
 // If the node is a member again by the time it is removed, it is admitted
 // anew.
-func (m *membership) remove(ctx context.Context, p *peer) {
+func (m *membership) remove(ctx context.Context, p *peer, why CloseReason) {
 	if p.removing.Load() || p.checking.Swap(true) {
 		return
 	}
@@ -486,11 +509,13 @@ func (m *membership) remove(ctx context.Context, p *peer) {
 		p.removing.Store(true)
 		m.c.removePeer(p)
 		m.c.n.log.Debug("membership: peer removed", "peer", int(p.id))
+		m.report(p.id, false, why) // after its links fired and its names went
 		m.mu.Lock()
 		meta, back := m.members[p.id]
 		m.mu.Unlock()
 		if back && ctx.Err() == nil {
 			m.admit(p.id, meta.DataAddr, p.gossipAddr())
+			m.report(p.id, true, 0)
 		}
 	}()
 }
@@ -500,8 +525,31 @@ func (m *membership) remove(ctx context.Context, p *peer) {
 func (m *membership) sweep(ctx context.Context) {
 	for _, p := range m.c.peerList() {
 		if !p.member.Load() && p.live.Load() == nil && monotime() > p.demand.Load() {
-			m.remove(ctx, p)
+			m.remove(ctx, p, CloseMemberGone)
 		}
+	}
+}
+
+// report tells node-event watchers (Node.MonitorNodes) of a member's
+// arrival (up) or departure: with membership, NodeUp and NodeDown follow
+// membership, not connections, which come and go with use (idle.go).
+// Each member is reported up once, and down once after that.
+func (m *membership) report(id NodeID, up bool, why CloseReason) {
+	m.mu.Lock()
+	was := m.up[id]
+	if up {
+		_, alive := m.members[id]
+		up = alive // it may have left since
+		m.up[id] = up || was
+	} else {
+		delete(m.up, id)
+	}
+	m.mu.Unlock()
+	switch {
+	case up && !was:
+		m.c.n.events.nodeUp(id)
+	case !up && was && why != 0:
+		m.c.n.events.nodeDown(id, why)
 	}
 }
 

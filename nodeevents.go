@@ -309,8 +309,16 @@ func (e *nodeEvents) drop(gone []Address) {
 // NodeDown finds the peer's links fired and its names dropped.
 type nodeEventsHook struct{}
 
-func (nodeEventsHook) peerUp(p *peer, _ *conn) { p.c.n.events.nodeUp(p.id) }
+// With membership, node events follow membership instead (membership.go's
+// report): connections come and go with use.
+func (nodeEventsHook) peerUp(p *peer, _ *conn) {
+	if p.c.member == nil {
+		p.c.n.events.nodeUp(p.id)
+	}
+}
 
 func (nodeEventsHook) peerDown(p *peer, _ *conn, why CloseReason) {
-	p.c.n.events.nodeDown(p.id, why)
+	if p.c.member == nil {
+		p.c.n.events.nodeDown(p.id, why)
+	}
 }

@@ -305,6 +305,7 @@ func (p *peer) offerConn(ctx context.Context, cn *conn) {
 	p.pending = cn
 	p.mu.Unlock()
 	if old != nil {
+		p.log.Debug("waiting connection replaced by a newer one", "addr", old.remote, "outbound", old.outbound, "newer_outbound", cn.outbound)
 		old.close(CloseReplaced, nil)
 		p.c.countClose(p, CloseReplaced)
 		p.c.gossipConnLost(old)
@@ -393,6 +394,7 @@ func (p *peer) runConn(ctx context.Context, cn *conn) CloseReason {
 		// because it lost cn (with membership, the lower ID chose it)
 		p.pending, stale, cn = nil, cn, pend
 	}
+	cn.startIdle()
 	p.live.Store(cn)
 	p.starting = nil
 	if p.upc != nil {
@@ -401,6 +403,7 @@ func (p *peer) runConn(ctx context.Context, cn *conn) CloseReason {
 	}
 	p.mu.Unlock()
 	if stale != nil {
+		p.log.Debug("connection replaced before it ran: a newer one was offered", "addr", stale.remote, "outbound", stale.outbound, "newer_outbound", cn.outbound)
 		stale.close(CloseReplaced, nil)
 		p.c.countClose(p, CloseReplaced)
 		p.c.gossipConnLost(stale)
@@ -494,7 +497,17 @@ func (p *peer) arbiter() bool { return p.c.member != nil && p.c.n.id < p.id }
 // the first frame after the Hello, before cn can be run.
 func (p *peer) take(cn *conn) bool {
 	p.mu.Lock()
-	mine := func(o *conn) bool { return o != nil && o.outbound && o.peerInc == cn.peerInc }
+	mine := func(o *conn) bool {
+		if o == nil || !o.outbound || o.peerInc != cn.peerInc {
+			return false
+		}
+		select {
+		case <-o.done:
+			return false // ended: not on its way
+		default:
+			return true
+		}
+	}
 	refuse := p.dialing || p.taking || mine(p.pending) || mine(p.starting) || mine(p.live.Load())
 	if !refuse {
 		p.taking = true
@@ -638,7 +651,7 @@ func (p *peer) wantsDial() bool {
 	if p.removing.Load() || p.dialAddr() == "" {
 		return false
 	}
-	return (p.member.Load() && p.dials) || monotime() < p.demand.Load()
+	return (p.member.Load() && p.c.n.holdsState()) || monotime() < p.demand.Load()
 }
 
 // wake tells the service to look again at whether to dial.

@@ -39,7 +39,9 @@ func (c *conn) maybePing() {
 		return
 	}
 	c.pingAt.Store(now)
-	_ = c.appendFrame(wire.TypePing, func(b []byte) []byte { return wire.AppendPing(b, uint64(now)) })
+	if c.appendFrame(wire.TypePing, func(b []byte) []byte { return wire.AppendPing(b, uint64(now)) }) == nil {
+		c.idle.quietOut.Add(quietPing)
+	}
 }
 
 // handlePing answers a Ping with a Pong echoing it, as a control frame
@@ -49,7 +51,10 @@ func handlePing(c *conn, payload []byte) error {
 	if err != nil {
 		return err
 	}
-	_ = c.appendFrame(wire.TypePong, func(b []byte) []byte { return wire.AppendPing(b, v) })
+	c.idle.quietIn.Add(quietPing)
+	if c.appendFrame(wire.TypePong, func(b []byte) []byte { return wire.AppendPing(b, v) }) == nil {
+		c.idle.quietOut.Add(quietPing)
+	}
 	return nil
 }
 
@@ -60,6 +65,7 @@ func handlePong(c *conn, payload []byte) error {
 	if err != nil {
 		return err
 	}
+	c.idle.quietIn.Add(quietPing)
 	if sent := c.pingAt.Load(); sent != 0 && uint64(sent) == v && c.pingAt.CompareAndSwap(sent, -sent) {
 		c.p.traffic.rtt.Store(max(monotime()-sent, 1))
 	}

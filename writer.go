@@ -35,6 +35,9 @@ func (c *conn) writeLoop(stopping <-chan struct{}) error {
 	defer hb.Stop()
 	var heartbeat [wire.HeaderSize]byte
 	heartbeatFrame := wire.AppendFrame(heartbeat[:0], wire.TypeHeartbeat, nil)
+	idleTimeout := c.p.c.idleTimeout()
+	checksIdle := idleTimeout > 0 && c.p.arbiter()
+	tick := false
 	for {
 		select {
 		case <-c.done:
@@ -48,12 +51,14 @@ func (c *conn) writeLoop(stopping <-chan struct{}) error {
 			c.wmu.Unlock()
 			return nil
 		case <-hb.C:
+			tick = true
 			c.maybePing()
 			if time.Duration(monotime()-c.lastWrite.Load()) >= cfg.HeartbeatInterval/2 {
 				c.mu.Lock()
 				c.shrinkIdle() // quiet: give a burst's buffers back
 				if len(c.out) == 0 {
 					c.out = append(c.out, heartbeatFrame...)
+					c.idle.quietOut.Add(quietHeartbeat)
 				}
 				c.mu.Unlock()
 			}
@@ -73,6 +78,15 @@ func (c *conn) writeLoop(stopping <-chan struct{}) error {
 			}
 		}
 		c.wmu.Unlock()
+		if c.idle.closeFlushed.Load() {
+			// the higher ID's side of an idle close: all written
+			c.close(CloseIdle, nil)
+			return nil
+		}
+		if tick && checksIdle {
+			c.checkIdle(idleTimeout) // after the writes: the counts are settled
+		}
+		tick = false
 	}
 }
 
@@ -181,7 +195,7 @@ func (c *conn) appendSyncFrame(t wire.Type, build func([]byte) []byte) error {
 
 func (c *conn) appendControl(t wire.Type, build func([]byte) []byte, bounded bool) error {
 	c.mu.Lock()
-	if c.closed {
+	if c.closed || c.idle.draining.Load() && t != wire.TypeGoodbye {
 		c.mu.Unlock()
 		return ErrNodeUnreachable
 	}
@@ -248,7 +262,7 @@ func (c *conn) lockRoom() error {
 		<-room
 		c.mu.Lock()
 	}
-	if c.closed {
+	if c.closed || c.idle.draining.Load() {
 		c.mu.Unlock()
 		return ErrNodeUnreachable
 	}
@@ -392,7 +406,15 @@ func (n *Node) sendRemote(a Address, msg any) error {
 		return errDroppedStale // send: nil to the sender, a drop to the tracer
 	}
 	h := frameHead{t: wire.TypeMessage, to: ref(a)}
-	if err := cn.sendValue(h, msg); err != nil {
+	err := cn.sendValue(h, msg)
+	if err != nil && cn.idle.draining.Load() {
+		// closing as idle (idle.go): the next connection takes it
+		if cn = n.cl.connectOnUse(p, a.node); cn == nil {
+			return &SendError{To: a, Err: ErrNodeUnreachable}
+		}
+		err = cn.sendValue(h, msg)
+	}
+	if err != nil {
 		return &SendError{To: a, Err: err}
 	}
 	return nil

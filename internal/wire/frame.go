@@ -63,10 +63,11 @@ const (
 	TypePing         Type = 21 // Ping: asks for a Pong echoing its payload (round-trip time)
 	TypePong         Type = 22 // Ping payload: the answer to a Ping
 	TypeConnAccept   Type = 23 // empty: with membership, the lower ID takes a connection the higher dialed
+	TypeIdle         Type = 24 // Idle: with membership, closing a quiet connection both sides agree nothing needs
 
 	// MaxType is the highest known frame type; dispatch tables indexed by
 	// Type have MaxType+1 entries. Update it when appending a type.
-	MaxType = TypeConnAccept
+	MaxType = TypeIdle
 )
 
 // typeNames is indexed by Type; the empty string marks an unknown number.
@@ -94,6 +95,7 @@ var typeNames = [MaxType + 1]string{
 	TypePing:         "Ping",
 	TypePong:         "Pong",
 	TypeConnAccept:   "ConnAccept",
+	TypeIdle:         "Idle",
 }
 
 // Known reports whether t is a frame type of this protocol version.

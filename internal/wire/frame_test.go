@@ -37,6 +37,7 @@ func TestTypeNumbersAreFixed(t *testing.T) {
 		{TypePing, 21, "Ping"},
 		{TypePong, 22, "Pong"},
 		{TypeConnAccept, 23, "ConnAccept"},
+		{TypeIdle, 24, "Idle"},
 	}
 	for _, w := range want {
 		if uint8(w.t) != w.n || w.t.String() != w.name || !w.t.Known() || CheckType(w.t) != nil {

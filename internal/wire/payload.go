@@ -21,6 +21,9 @@ const (
 	// while it has one of its own (dialing, or up), in place of
 	// ConnAccept.
 	GoodbyeDuplicateConn uint8 = 2
+	// GoodbyeIdle: with membership, the lower ID closes a quiet connection
+	// both sides agreed nothing needs (see the Idle frame).
+	GoodbyeIdle uint8 = 3
 )
 
 // TypeDef is the payload of a TypeDef frame: the sender defines ID, on this
