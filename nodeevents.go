@@ -9,7 +9,11 @@ import (
 )
 
 // NodeUp is the message a node-events watcher (Node.MonitorNodes) receives
-// when a connection to Node comes up: Erlang's {nodeup, Node}.
+// when a connection to Node comes up: Erlang's {nodeup, Node}. With
+// membership (Config.Membership) it follows membership instead: NodeUp when
+// Node joins (is first listed alive), whether or not a connection to it is
+// up, since connections then come and go with use (see
+// MembershipConfig.IdleTimeout).
 //
 // It arrives as soon as the connection is up, before the peer's registry
 // names have arrived over it: to wait for a name the peer holds, use
@@ -24,6 +28,10 @@ type NodeUp struct {
 
 // NodeDown is the message a node-events watcher (Node.MonitorNodes)
 // receives when the connection to Node ends: Erlang's {nodedown, Node}.
+// With membership it follows membership instead: NodeDown when Node leaves
+// (Reason CloseGoodbye) or membership declares it failed (CloseMemberGone),
+// once its connection, if any, has ended; a connection that closes while
+// the node stays a member (idle, or lost and made again) is no NodeDown.
 //
 // Reason is why, in the vocabulary of the node's logs and of Stats.Closes:
 // CloseGoodbye when the peer shut down cleanly, CloseShutdown when this
@@ -133,9 +141,10 @@ func (n *Node) DemonitorNodes(watcher Address) {
 }
 
 // Peers returns the IDs of the nodes this node is connected to now, in
-// increasing order (Erlang's nodes()). It agrees with the node events: a
-// node is listed from just before its NodeUp is sent to the watchers until
-// just before its NodeDown is.
+// increasing order (Erlang's nodes()); with membership, the members alive
+// (connected or not). It agrees with the node events: a node is listed
+// from just before its NodeUp is sent to the watchers until just before
+// its NodeDown is.
 func (n *Node) Peers() []NodeID {
 	e := &n.events
 	e.mu.Lock()
