@@ -497,14 +497,14 @@ func (c *conn) decodeValue(id uint32, body []byte) (v any, ok bool, err error) {
 		return nil, false, nil
 	}
 	v, err = c.p.c.n.decodeMessage(info, body)
+	if err == nil {
+		return v, true, nil
+	}
 	if errors.Is(err, ErrReservedType) { // counted by the type registry
 		c.p.logDrop(err)
 		return nil, false, nil
 	}
-	if err != nil {
-		stats.droppedUndecodable.Add(1)
-		c.p.logDrop(err)
-		return nil, false, nil
-	}
-	return v, true, nil
+	stats.droppedUndecodable.Add(1)
+	c.p.logDrop(err)
+	return nil, false, nil
 }

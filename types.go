@@ -208,12 +208,13 @@ func (n *Node) decodeMessage(info *typeInfo, data []byte) (v any, err error) {
 		}
 	}()
 	p := reflect.New(info.t)
+	ptr := p.UnsafePointer() // once: reflect's accessor is not free
 	done := false
 	if info.plan != nil {
 		if _, ok := n.codec.(MsgpackCodec); ok {
 			// MsgpackCodec.Unmarshal's fast path, without its lookup:
 			// p is fresh, so all zero.
-			done, err = info.plan.Unmarshal(data, p.UnsafePointer())
+			done, err = info.plan.Unmarshal(data, ptr)
 		}
 	}
 	if !done {
@@ -223,14 +224,14 @@ func (n *Node) decodeMessage(info *typeInfo, data []byte) (v any, err error) {
 		return nil, fmt.Errorf("%w: %s: %w", ErrDecode, info.name, err)
 	}
 	if info.inline {
-		bindAt(p.UnsafePointer(), info.addrs, n)
+		bindAt(ptr, info.addrs, n)
 	} else if info.bind != nil && !info.bind(p.Elem(), n, 0) {
 		// Only a Codec of the application's can get here: ours refuse
 		// such input before decoding it.
 		return nil, fmt.Errorf("%w: %s: %w", ErrDecode, info.name, ErrTooDeep)
 	}
 	if info.boxed {
-		return boxAt(info.rtype, p.UnsafePointer()), nil
+		return boxAt(info.rtype, ptr), nil
 	}
 	return p.Elem().Interface(), nil
 }
