@@ -2,6 +2,7 @@ package reign
 
 import (
 	"reflect"
+	"unsafe"
 )
 
 // A binder binds every Address reachable in v (which is addressable) to n.
@@ -171,4 +172,64 @@ func (b *binderBuilder) build(t reflect.Type) binder {
 	}
 	*slot = f
 	return f
+}
+
+// maxInlineAddresses bounds the offsets addressOffsets lists: a type with
+// more Addresses than this (a large array of them) uses its binder.
+const maxInlineAddresses = 64
+
+// addressOffsets returns the offsets of the Addresses in a value of type t
+// when all of them lie inline in it: in t itself or in its exported struct
+// fields and array elements, nested at most MaxDecodeDepth levels, at most
+// maxInlineAddresses of them, none behind a pointer, slice or map. Binding
+// such a value is a store per offset (bindAt), with no reflection. ok is
+// false otherwise, and for a type with no Address: the binder (or nothing)
+// does.
+func addressOffsets(t reflect.Type) (offs []uintptr, ok bool) {
+	var walk func(t reflect.Type, base uintptr, depth int) bool
+	walk = func(t reflect.Type, base uintptr, depth int) bool {
+		if t == addressType {
+			offs = append(offs, base)
+			return len(offs) <= maxInlineAddresses
+		}
+		switch t.Kind() {
+		case reflect.Struct:
+			if depth++; depth > MaxDecodeDepth {
+				return false
+			}
+			for i := 0; i < t.NumField(); i++ {
+				if f := t.Field(i); f.IsExported() && !walk(f.Type, base+f.Offset, depth) {
+					return false
+				}
+			}
+		case reflect.Array:
+			if depth++; depth > MaxDecodeDepth {
+				return false
+			}
+			if t.Len() > 0 && makeBinder(t.Elem()) != nil {
+				for i := 0; i < t.Len(); i++ {
+					if !walk(t.Elem(), base+uintptr(i)*t.Elem().Size(), depth) {
+						return false
+					}
+				}
+			}
+		case reflect.Pointer, reflect.Slice, reflect.Map:
+			return makeBinder(t) == nil // an Address behind it: the binder's job
+		}
+		return true
+	}
+	if !walk(t, 0, 0) || len(offs) == 0 {
+		return nil, false
+	}
+	return offs, true
+}
+
+// bindAt binds to n the non-zero Addresses at offsets offs (addressOffsets)
+// of the value at p, as the binder would.
+func bindAt(p unsafe.Pointer, offs []uintptr, n *Node) {
+	for _, off := range offs {
+		if a := (*Address)(unsafe.Add(p, off)); !a.IsZero() {
+			a.n = n
+		}
+	}
 }

@@ -7,6 +7,7 @@ import (
 	"runtime"
 	"strings"
 	"testing"
+	"unsafe"
 
 	"github.com/vmihailenco/msgpack/v5"
 )
@@ -637,5 +638,64 @@ func TestReservedTypes(t *testing.T) {
 	}
 	if err := n.RegisterTypeName("other", MultipleClaim{}); !errors.Is(err, ErrBadConfig) {
 		t.Fatalf("MultipleClaim under another name: %v", err)
+	}
+}
+
+// TestBindInline: for a type whose Addresses all lie inline, binding
+// through their offsets (bindAt) gives what the binder gives: every
+// non-zero Address bound, zero ones left alone, Addresses behind an
+// interface untouched; types with an Address behind a pointer, slice or
+// map, or none at all, keep the binder.
+func TestBindInline(t *testing.T) {
+	t.Parallel()
+	n := codecNode(t, 1, nil)
+	a := Address{node: 2, inc: 1, id: 1 << 32}
+	b := Address{node: 3, inc: 1, id: 2 << 32}
+	type inner struct {
+		X    int
+		Addr Address
+		skip Address // unexported: not bound
+	}
+	type outer struct {
+		A     Address
+		In    inner
+		Arr   [3]Address
+		Nums  [4]int
+		Any   any
+		Zero  Address
+		Ptr   *int
+		Slice []int
+	}
+	offs, ok := addressOffsets(reflect.TypeFor[outer]())
+	if !ok || len(offs) != 6 {
+		t.Fatalf("outer: %v, %v; want 6 offsets", offs, ok)
+	}
+	v := outer{A: a, In: inner{Addr: b, skip: a}, Arr: [3]Address{a, {}, b}, Any: a}
+	w := v
+	bindAt(unsafe.Pointer(&v), offs, n)
+	if !makeBinder(reflect.TypeFor[outer]())(reflect.ValueOf(&w).Elem(), n, 0) {
+		t.Fatal("the binder failed")
+	}
+	if !reflect.DeepEqual(v, w) {
+		t.Fatalf("bindAt gave %+v, the binder %+v", v, w)
+	}
+	if v.A.n != n || v.In.Addr.n != n || v.Arr[0].n != n || v.Arr[2].n != n || v.Arr[1].n != nil || v.Zero.n != nil ||
+		v.In.skip.n != nil || v.Any.(Address).n != nil {
+		t.Fatalf("bound wrongly: %+v", v)
+	}
+	for _, typ := range []reflect.Type{
+		reflect.TypeFor[struct{ P *Address }](),
+		reflect.TypeFor[struct{ S []Address }](),
+		reflect.TypeFor[struct{ M map[string]Address }](),
+		reflect.TypeFor[struct{ I int }](),
+		reflect.TypeFor[[maxInlineAddresses + 1]Address](),
+		reflect.TypeFor[testList](),
+	} {
+		if offs, ok := addressOffsets(typ); ok {
+			t.Errorf("%v: inline at %v, want the binder", typ, offs)
+		}
+	}
+	if offs, ok := addressOffsets(addressType); !ok || len(offs) != 1 || offs[0] != 0 {
+		t.Errorf("Address: %v, %v", offs, ok)
 	}
 }

@@ -59,7 +59,8 @@ type conn struct {
 	dr     *deadlineReader // under r
 	rtypes []*typeInfo     // the peer's type numbers, index = number-1; nil = unknown here
 	rnames []string
-	rbytes int // total length of rnames (bounded by MaxPeerTypeBytes)
+	rbytes int      // total length of rnames (bounded by MaxPeerTypeBytes)
+	batch  msgBatch // decoded messages for one mailbox, not yet pushed
 
 	// Control frames queued (ctlQueued) or being written (ctlWriting),
 	// bounded by ControlBufferLimit (guarded by mu).
@@ -218,14 +219,27 @@ func (d *deadlineReader) Read(p []byte) (int, error) {
 // readLoop reads frames until the connection fails, and hands each to the
 // handler of its type. The returned error carries the close reason (see
 // reasonOf).
+//
+// Message frames for one mailbox that arrive together are pushed together
+// (see msgBatch): the batch is pushed before the reader handles a frame of
+// any other type or for another mailbox, before it reads from the socket
+// (so no message waits for bytes that have not arrived), and before it
+// returns.
 func (c *conn) readLoop() error {
 	for {
+		if len(c.batch.vs) > 0 && !c.r.Ready() {
+			c.flushBatch()
+		}
 		t, payload, err := c.r.Next()
 		if err != nil {
+			c.flushBatch()
 			return c.readError(err)
 		}
 		c.p.traffic.framesIn.Add(1)
 		c.p.traffic.bytesIn.Add(uint64(wire.HeaderSize + len(payload)))
+		if t != wire.TypeMessage {
+			c.flushBatch()
+		}
 		if int(t) >= len(frameHandlers) || frameHandlers[t] == nil {
 			if t == wire.TypeHello {
 				return fmt.Errorf("%w: Hello after the handshake", wire.ErrMalformed)
@@ -233,6 +247,7 @@ func (c *conn) readLoop() error {
 			return fmt.Errorf("%w: %d", wire.ErrUnknownFrame, t)
 		}
 		if err := frameHandlers[t](c, payload); err != nil {
+			c.flushBatch()
 			return err
 		}
 	}
@@ -323,7 +338,7 @@ func handleMessage(c *conn, payload []byte) error {
 	if err != nil {
 		return err
 	}
-	return c.deliver(m.To, m.TypeID, m.Body, nil)
+	return c.deliver(m.To, m.TypeID, m.Body)
 }
 
 // handleGoodbye ends the connection: the peer is shutting down, or it
@@ -349,12 +364,37 @@ func handleGoodbye(c *conn, payload []byte) error {
 	return closeWith(CloseGoodbye, io.EOF)
 }
 
-// deliver decodes a message body for the local mailbox to and pushes it,
-// wrapped by wrap if non-nil. A closed mailbox, an unknown type or an
-// undecodable body drops the message and counts it; only a malformed frame
-// is an error.
-func (c *conn) deliver(to wire.Ref, typeID uint32, body []byte, wrap func(any) any) error {
-	mb := c.localMailbox(to)
+// maxBatch is the most messages the reader holds before pushing them to
+// their mailbox: enough to take the mailbox's lock once for many messages
+// under load, few enough that a receiver gets the first of them soon.
+const maxBatch = 64
+
+// A msgBatch is the messages of consecutive Message frames for one local
+// mailbox, decoded and not yet pushed: the reader pushes them under one
+// acquisition of the mailbox's lock (Mailbox.pushMany), which it would
+// otherwise take once per message, in contention with the receiver.
+// Touched only by the reader goroutine.
+type msgBatch struct {
+	mb *Mailbox
+	to wire.Ref // mb's Ref, as the frames named it
+	vs []any    // the messages, in frame order; empty when no batch is held
+}
+
+// deliver decodes a message body for the local mailbox to and adds it to
+// the reader's batch, which flushBatch pushes. A closed mailbox, an
+// unknown type or an undecodable body drops the message and counts it;
+// only a malformed frame is an error. Every outcome is traced (and
+// counted) in frame order: a batch held for another mailbox, or before a
+// drop, is pushed first.
+func (c *conn) deliver(to wire.Ref, typeID uint32, body []byte) error {
+	b := &c.batch
+	var mb *Mailbox
+	if len(b.vs) > 0 && to == b.to {
+		mb = b.mb // a closed one refuses the push: see flushBatch
+	} else {
+		c.flushBatch()
+		mb = c.localMailbox(to)
+	}
 	if mb == nil {
 		c.p.c.stats.droppedClosed.Add(1)
 		if c.p.c.n.cfg.Tracer != nil {
@@ -364,28 +404,51 @@ func (c *conn) deliver(to wire.Ref, typeID uint32, body []byte, wrap func(any) a
 	}
 	v, ok, err := c.decodeValue(typeID, body)
 	if err != nil || !ok {
+		c.flushBatch()
 		if c.p.c.n.cfg.Tracer != nil {
 			c.traceDrop(to, typeID, ErrDecode)
 		}
 		return err
 	}
-	if wrap != nil {
-		v = wrap(v)
+	if b.vs == nil {
+		b.vs = make([]any, 0, maxBatch)
 	}
-	err = mb.push(v)
+	b.mb, b.to = mb, to
+	b.vs = append(b.vs, v)
+	if len(b.vs) == maxBatch {
+		c.flushBatch()
+	}
+	return nil
+}
+
+// flushBatch pushes the reader's batch to its mailbox, all of it or, if
+// the mailbox has closed, none (each message dropped, as a push to a
+// closed mailbox is), then counts and traces each message.
+func (c *conn) flushBatch() {
+	b := &c.batch
+	if len(b.vs) == 0 {
+		return
+	}
+	err := b.mb.pushMany(b.vs)
+	k := uint64(len(b.vs))
 	if err != nil {
-		c.p.c.stats.droppedClosed.Add(1)
+		c.p.c.stats.droppedClosed.Add(k)
 	} else {
-		c.p.traffic.msgsIn.Add(1)
+		c.p.traffic.msgsIn.Add(k)
 	}
 	if n := c.p.c.n; n.cfg.Tracer != nil {
 		kind := TraceDeliver
 		if err != nil {
 			kind = TraceDrop
 		}
-		n.traceMsg(kind, c.p.id, c.localAddress(to), v, err)
+		to := c.localAddress(b.to)
+		for _, v := range b.vs {
+			n.traceMsg(kind, c.p.id, to, v, err)
+		}
 	}
-	return nil
+	clear(b.vs) // the reader must not keep messages alive
+	b.vs = b.vs[:0]
+	b.mb = nil
 }
 
 // localAddress is the Address of this node's mailbox r.
@@ -450,14 +513,14 @@ func (c *conn) decodeValue(id uint32, body []byte) (v any, ok bool, err error) {
 		return nil, false, nil
 	}
 	v, err = c.p.c.n.decodeMessage(info, body)
+	if err == nil {
+		return v, true, nil
+	}
 	if errors.Is(err, ErrReservedType) { // counted by the type registry
 		c.p.logDrop(err)
 		return nil, false, nil
 	}
-	if err != nil {
-		stats.droppedUndecodable.Add(1)
-		c.p.logDrop(err)
-		return nil, false, nil
-	}
-	return v, true, nil
+	stats.droppedUndecodable.Add(1)
+	c.p.logDrop(err)
+	return nil, false, nil
 }

@@ -88,6 +88,37 @@ func (m *Mailbox) push(v any) error {
 	return nil
 }
 
+// pushMany appends vs to the queue, in order, under one acquisition of the
+// lock, and wakes the waiting receivers: all of vs are queued, or none if
+// the mailbox is closed (ErrMailboxClosed). The connection's reader hands
+// it the messages of consecutive frames for one mailbox.
+func (m *Mailbox) pushMany(vs []any) error {
+	m.mu.Lock()
+	if m.isClosed() {
+		m.mu.Unlock()
+		return ErrMailboxClosed
+	}
+	for len(m.buf)-int(m.count) < len(vs) {
+		m.grow()
+	}
+	size := len(m.buf)
+	i := int(m.head) + int(m.count)
+	if i >= size {
+		i -= size
+	}
+	k := copy(m.buf[i:], vs)
+	copy(m.buf, vs[k:])
+	m.count += int32(len(vs))
+	m.pushes.Add(uint32(len(vs)))
+	if m.count > m.peak {
+		m.peak = m.count
+	}
+	w := m.detachWaiters()
+	m.mu.Unlock()
+	wakeAll(w)
+	return nil
+}
+
 // detachWaiters takes the whole waiters list off the mailbox, for wakeAll.
 // The caller holds m.mu.
 func (m *Mailbox) detachWaiters() *waiter {

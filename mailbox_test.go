@@ -668,3 +668,62 @@ func TestReceiveMatchWaitingScansOnlyNewMessages(t *testing.T) {
 		t.Fatalf("%d left queued", mb.Len())
 	}
 }
+
+// TestPushMany: pushMany queues a batch after what is queued, in order,
+// across the ring buffer's wrap and growth, and wakes a waiting receiver;
+// a closed mailbox refuses the whole batch. A model queue checks every
+// step.
+func TestPushMany(t *testing.T) {
+	t.Parallel()
+	n := newTestNode(t)
+	_, m := newTestMailbox(t, n)
+	rng := rand.New(rand.NewPCG(1, 2))
+	var model []any
+	next := 0
+	for range 2000 {
+		if rng.IntN(2) == 0 {
+			vs := make([]any, rng.IntN(70))
+			for i := range vs {
+				vs[i] = next
+				next++
+			}
+			if err := m.pushMany(vs); err != nil {
+				t.Fatal(err)
+			}
+			model = append(model, vs...)
+		} else {
+			for k := rng.IntN(40); k > 0 && len(model) > 0; k-- {
+				v, ok := m.ReceiveAsync()
+				if !ok || v != model[0] {
+					t.Fatalf("received %v, %v; want %v", v, ok, model[0])
+				}
+				model = model[1:]
+			}
+		}
+		if m.Len() != len(model) {
+			t.Fatalf("Len %d, want %d", m.Len(), len(model))
+		}
+	}
+	for len(model) > 0 {
+		if v := recv(t, m); v != model[0] {
+			t.Fatalf("received %v, want %v", v, model[0])
+		}
+		model = model[1:]
+	}
+	got := make(chan any, 1)
+	go func() {
+		v, _ := m.Receive(context.Background())
+		got <- v
+	}()
+	checkFor(t, testTimeout, func() error { return unless(numWaiters(m) == 1, "the receiver does not wait") })
+	if err := m.pushMany([]any{"a", "b"}); err != nil {
+		t.Fatal(err)
+	}
+	if v := <-got; v != "a" {
+		t.Fatalf("the waiting receiver got %v", v)
+	}
+	m.Close()
+	if err := m.pushMany([]any{"c"}); !errors.Is(err, ErrMailboxClosed) {
+		t.Fatalf("pushMany to a closed mailbox: %v", err)
+	}
+}

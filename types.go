@@ -13,12 +13,14 @@ import (
 
 // typeInfo is one registered message type.
 type typeInfo struct {
-	name  string
-	t     reflect.Type
-	bind  binder         // binds the Addresses in a decoded value; nil if it has none
-	index int            // registration order on its node: index into per-connection tables
-	boxed bool           // decoded values can be boxed in place (boxAt): not pointer-shaped, not zero-size
-	rtype unsafe.Pointer // t's type word, for boxAt
+	name   string
+	t      reflect.Type
+	bind   binder         // binds the Addresses in a decoded value; nil if it has none
+	addrs  []uintptr      // with inline set, the offsets of its Addresses (addressOffsets)
+	inline bool           // the Addresses all lie inline: bind with bindAt, not bind
+	index  int            // registration order on its node: index into per-connection tables
+	boxed  bool           // decoded values can be boxed in place (boxAt): not pointer-shaped, not zero-size
+	rtype  unsafe.Pointer // t's type word, for boxAt
 	// reserved: values of the type carry the node's authority (a link
 	// fired, a name claimed twice) and are made only by the node itself,
 	// from control frames; one in a message body from the wire is a
@@ -111,6 +113,7 @@ func (r *typeRegistry) register(name string, v any) error {
 	info := &typeInfo{name: name, t: t, bind: makeBinder(t), index: len(byType),
 		boxed: !msgpackfast.PointerShaped(t) && t.Size() > 0, rtype: rtypeOf(t), reserved: reservedTypes[t],
 		plan: fastPath.PlanOf(t)}
+	info.addrs, info.inline = addressOffsets(t)
 	nt := make(map[unsafe.Pointer]*typeInfo, len(byType)+1)
 	nn := make(map[string]*typeInfo, len(byName)+1)
 	for k, v := range byType {
@@ -205,12 +208,13 @@ func (n *Node) decodeMessage(info *typeInfo, data []byte) (v any, err error) {
 		}
 	}()
 	p := reflect.New(info.t)
+	ptr := p.UnsafePointer() // once: reflect's accessor is not free
 	done := false
 	if info.plan != nil {
 		if _, ok := n.codec.(MsgpackCodec); ok {
 			// MsgpackCodec.Unmarshal's fast path, without its lookup:
 			// p is fresh, so all zero.
-			done, err = info.plan.Unmarshal(data, p.UnsafePointer())
+			done, err = info.plan.Unmarshal(data, ptr)
 		}
 	}
 	if !done {
@@ -219,13 +223,15 @@ func (n *Node) decodeMessage(info *typeInfo, data []byte) (v any, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: %s: %w", ErrDecode, info.name, err)
 	}
-	if info.bind != nil && !info.bind(p.Elem(), n, 0) {
+	if info.inline {
+		bindAt(ptr, info.addrs, n)
+	} else if info.bind != nil && !info.bind(p.Elem(), n, 0) {
 		// Only a Codec of the application's can get here: ours refuse
 		// such input before decoding it.
 		return nil, fmt.Errorf("%w: %s: %w", ErrDecode, info.name, ErrTooDeep)
 	}
 	if info.boxed {
-		return boxAt(info.rtype, p.UnsafePointer()), nil
+		return boxAt(info.rtype, ptr), nil
 	}
 	return p.Elem().Interface(), nil
 }

@@ -547,7 +547,10 @@ func (f *fastField) decode(b []byte, at unsafe.Pointer, sp *Special) ([]byte, fa
 		if n > len(rest) {
 			return b, fastShort
 		}
-		if n >= 0 {
+		switch {
+		case n == 0:
+			*(*[]byte)(at) = []byte{} // empty, not nil, as the library decodes it; allocates nothing
+		case n > 0:
 			*(*[]byte)(at) = append(make([]byte, 0, n), rest[:n]...)
 		}
 		return rest[max(n, 0):], fastOK

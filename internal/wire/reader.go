@@ -168,6 +168,24 @@ func (r *Reader) read(p []byte) (int, error) {
 	return r.rd.Read(p)
 }
 
+// Ready reports whether the next frame is already buffered whole, so that
+// Next will return it without reading from the underlying reader (or
+// return an error, without reading, for a header it refuses). A caller
+// that holds back work until the next frame, as the node's reader batches
+// messages for one mailbox, uses it to never make a frame it holds wait
+// for bytes that have not arrived.
+func (r *Reader) Ready() bool {
+	if r.err != nil {
+		return false
+	}
+	start := r.r + r.pending
+	if r.w-start < 4 {
+		return false
+	}
+	l := binary.BigEndian.Uint32(r.buf[start:])
+	return l == 0 || uint64(l) > uint64(r.max) || uint64(4+l) <= uint64(r.w-start)
+}
+
 // Next reads the next frame and returns its type and payload.
 //
 // The payload aliases the Reader's buffers: it is valid only until the next

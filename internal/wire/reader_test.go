@@ -375,3 +375,73 @@ func (c *recordReader) Read(p []byte) (int, error) {
 	}
 	return n, nil
 }
+
+// countingReader counts the Reads of the reader it wraps.
+type countingReader struct {
+	r     io.Reader
+	reads int
+}
+
+func (c *countingReader) Read(p []byte) (int, error) {
+	c.reads++
+	return c.r.Read(p)
+}
+
+// TestReaderReady: when Ready says the next frame is buffered, Next
+// returns it without reading; when the whole stream is buffered, Ready
+// says so for every frame that fits the buffer, and not at the end.
+func TestReaderReady(t *testing.T) {
+	t.Parallel()
+	want := testFrames()
+	stream := encodeFrames(want)
+	for _, d := range deliveries {
+		for _, size := range []int{16, 64, ReaderBufferSize} {
+			src := &countingReader{r: d.wrap(bytes.NewReader(stream))}
+			r := newReaderSize(src, 1<<20, size)
+			whole := d.name == "whole" && size == ReaderBufferSize
+			if whole { // a buffer that takes the whole stream in one read
+				r = newReaderSizes(src, 1<<20, size, size)
+			}
+			readies := 0
+			for i := 0; ; i++ {
+				ready, before := r.Ready(), src.reads
+				_, _, err := r.Next()
+				if ready && src.reads != before {
+					t.Fatalf("%s/%d: frame %d: Ready, yet Next read", d.name, size, i)
+				}
+				if ready {
+					readies++
+				}
+				if err == io.EOF {
+					if ready {
+						t.Fatalf("%s/%d: Ready at the end of the stream", d.name, size)
+					}
+					break
+				}
+				if err != nil {
+					t.Fatalf("%s/%d: %v", d.name, size, err)
+				}
+			}
+			if whole && readies != len(want)-1 {
+				t.Fatalf("whole stream buffered: Ready %d times, want %d (all but the first)", readies, len(want)-1)
+			}
+		}
+	}
+	// A header Next refuses is ready (Next refuses it without reading);
+	// after the error nothing is.
+	for _, hdr := range [][]byte{{0, 0, 0, 0}, {0xff, 0xff, 0xff, 0xff}} {
+		r := NewReader(bytes.NewReader(append(AppendFrame(nil, TypeHeartbeat, nil), hdr...)), 1<<20)
+		if _, _, err := r.Next(); err != nil {
+			t.Fatal(err)
+		}
+		if !r.Ready() {
+			t.Fatalf("header %x: not ready", hdr)
+		}
+		if _, _, err := r.Next(); err == nil {
+			t.Fatalf("header %x: no error", hdr)
+		}
+		if r.Ready() {
+			t.Fatalf("header %x: ready after the error", hdr)
+		}
+	}
+}
