@@ -147,3 +147,53 @@ func TestIdleCloseLosesNothing(t *testing.T) {
 	}
 	t.Logf("idle closes: %d", n1.Stats().Closes[CloseIdle])
 }
+
+// TestLinkForWaitsForConnection: node 2 links node 1's watcher to a
+// mailbox on node 3 (a LinkFor to node 1) while nodes 1 and 3 have no
+// connection (it closed as idle): node 1 asks for one and the link waits
+// for it instead of firing NoConnection at once; closing the watched
+// mailbox then tells the watcher Normal.
+func TestLinkForWaitsForConnection(t *testing.T) {
+	t.Parallel()
+	n1 := startMember(t, 1, quietMembership(200*time.Millisecond))
+	n2 := startMember(t, 2, quietMembership(200*time.Millisecond), n1.addr)
+	n3 := startMember(t, 3, quietMembership(200*time.Millisecond), n1.addr)
+	checkFor(t, 10*time.Second, func() error { return members(3, n1, n2, n3) })
+	target, tmb := n3.NewMailbox()
+	watcher, wmb := n1.NewMailbox()
+	defer wmb.Close()
+	for range 3 {
+		checkFor(t, 10*time.Second, func() error {
+			return unless(n1.cl.peer(3).live.Load() == nil, "nodes 1 and 3 still connected")
+		})
+		before := n1.Stats().LinksForwarded + n2.Stats().LinksForwarded
+		n2.BindAddress(target).OnCloseNotify(n2.BindAddress(watcher))
+		if n2.Stats().LinksForwarded+n1.Stats().LinksForwarded == before {
+			t.Fatal("the link was not forwarded")
+		}
+		// installed once nodes 1 and 3 are connected: the target's
+		// node holds node 1's watch
+		checkFor(t, 10*time.Second, func() error {
+			return unless(n3.linked(target, n3.BindAddress(watcher)), "node 3 holds no link from node 1's watcher")
+		})
+		ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+		v, err := wmb.Receive(ctx)
+		cancel()
+		if err == nil {
+			t.Fatalf("the link fired before the target closed: %+v", v)
+		}
+		n2.BindAddress(target).RemoveNotify(n2.BindAddress(watcher))
+		checkFor(t, 10*time.Second, func() error {
+			return unless(!n3.linked(target, n3.BindAddress(watcher)), "node 3 still holds the link")
+		})
+	}
+	n2.BindAddress(target).OnCloseNotify(n2.BindAddress(watcher))
+	checkFor(t, 10*time.Second, func() error {
+		return unless(n3.linked(target, n3.BindAddress(watcher)), "node 3 holds no link from node 1's watcher")
+	})
+	tmb.Close()
+	v, err := wmb.Receive(testCtx(t))
+	if mc, ok := v.(MailboxClosed); err != nil || !ok || mc.Reason != Normal {
+		t.Fatalf("the watcher got %+v, %v; want MailboxClosed Normal", v, err)
+	}
+}

@@ -22,6 +22,13 @@ type peerLinks struct {
 	// connection at a time), and kept across connections: the links it
 	// counts outlive the connection that asked for them.
 	via map[viaLink]struct{}
+
+	// waiting holds links to the peer's mailboxes asked for while there
+	// was no connection, on a reader that could not wait for one (a
+	// LinkFor from a third node), each with the monotime it gives up at:
+	// installed by peerUp, fired NoConnection by expireWaiting. Bounded
+	// by MaxPeerLinks; kept across connections.
+	waiting map[viaLink]int64
 }
 
 // viaLink is a link a peer asked for: watcher, of this node, watches target.
@@ -30,8 +37,35 @@ type viaLink struct{ target, watcher Address }
 // linkHook is links' peerHook.
 type linkHook struct{}
 
-// peerUp: links are not restored on a new connection; nothing to send.
-func (linkHook) peerUp(*peer, *conn) {}
+// peerUp: links are not restored on a new connection; those waiting for
+// one are made now.
+func (linkHook) peerUp(p *peer, _ *conn) {
+	p.mu.Lock()
+	waiting := p.links.waiting
+	p.links.waiting = nil
+	p.mu.Unlock()
+	for l := range waiting {
+		p.c.n.linkRemote(l.target, l.watcher, false)
+	}
+}
+
+// expireWaiting fires NoConnection to the links waiting for a connection
+// to p that have waited too long (all of them if all).
+func (p *peer) expireWaiting(all bool) {
+	now := monotime()
+	var fire []viaLink
+	p.mu.Lock()
+	for l, until := range p.links.waiting {
+		if all || now > until {
+			fire = append(fire, l)
+			delete(p.links.waiting, l)
+		}
+	}
+	p.mu.Unlock()
+	for _, l := range fire {
+		p.c.n.notifyClosed(l.watcher, MailboxClosed{Address: l.target, Reason: NoConnection})
+	}
+}
 
 // peerDown tells every local watcher of the peer's mailboxes
 // (NoConnection, or NodeShutdown if the peer said Goodbye) and drops the
@@ -44,7 +78,7 @@ func (linkHook) peerDown(p *peer, _ *conn, why CloseReason) {
 	}
 	p.mu.Lock()
 	l := p.links
-	p.links = peerLinks{via: l.via}
+	p.links = peerLinks{via: l.via, waiting: l.waiting}
 	p.mu.Unlock()
 	for target, notifies := range l.out {
 		for notify := range notifies {
@@ -69,8 +103,9 @@ func (linkHook) peerDown(p *peer, _ *conn, why CloseReason) {
 // (as a send is: connectOnUse), and the link fires NoConnection only if
 // that fails. Without dial (a link a peer asked for, handled on that
 // peer's reader goroutine, which must not wait for another node's
-// handshake) the connection is only asked for, and the link fires
-// NoConnection if there is none yet.
+// handshake) the connection is asked for and the link waits for it
+// (peerLinks.waiting), firing NoConnection if it does not come within
+// twice the handshake timeout.
 func (n *Node) linkRemote(a, notify Address, dial bool) {
 	if n.cl == nil || (n.cl.peer(a.node) == nil && n.cl.member == nil) {
 		n.notifyClosed(notify, MailboxClosed{Address: a, Reason: NoConnection})
@@ -93,6 +128,16 @@ func (n *Node) linkRemote(a, notify Address, dial bool) {
 	}
 	p.mu.Lock()
 	cn := p.live.Load()
+	if cn == nil && !dial && n.cl.member != nil && p.member.Load() && len(p.links.waiting) < n.cfg.MaxPeerLinks {
+		// the connection was asked for: made when it comes up
+		// (linkHook.peerUp), or fired by expireWaiting
+		if p.links.waiting == nil {
+			p.links.waiting = map[viaLink]int64{}
+		}
+		p.links.waiting[viaLink{a, notify}] = monotime() + int64(2*n.cfg.HandshakeTimeout)
+		p.mu.Unlock()
+		return
+	}
 	if cn == nil || a.inc != cn.peerInc {
 		p.mu.Unlock()
 		reason := NoConnection

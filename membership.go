@@ -508,6 +508,7 @@ func (m *membership) remove(ctx context.Context, p *peer, why CloseReason) {
 		}
 		p.removing.Store(true)
 		m.c.removePeer(p)
+		p.expireWaiting(true)
 		m.c.n.log.Debug("membership: peer removed", "peer", int(p.id))
 		m.report(p.id, false, why) // after its links fired and its names went
 		m.mu.Lock()
@@ -524,6 +525,7 @@ func (m *membership) remove(ctx context.Context, p *peer, why CloseReason) {
 // for: the table holds the members, not every node ever heard of.
 func (m *membership) sweep(ctx context.Context) {
 	for _, p := range m.c.peerList() {
+		p.expireWaiting(false)
 		if !p.member.Load() && p.live.Load() == nil && monotime() > p.demand.Load() {
 			m.remove(ctx, p, CloseMemberGone)
 		}

@@ -3,8 +3,11 @@ package reign
 import (
 	"fmt"
 	"net"
+	"os"
 	"path/filepath"
 	"runtime"
+	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -16,6 +19,8 @@ import (
 // the machine, as
 //
 //	go test -run '^$' -bench 'Membership|FullMesh' -benchtime 1x .
+//
+// (REIGN_BENCH_NODES=16,64,256 picks the sizes; 16 and 64 by default.)
 //
 // Each starts N nodes in this process over loopback, at default settings
 // (memberlist's timings as MembershipConfig's defaults; heartbeats as
@@ -29,10 +34,11 @@ import (
 //	            tells the others)
 //	heapKiB/node, goroutines/node   of the idle cluster, per node
 //	cpu%/node   CPU of the idle cluster, per node, percent of one core
-//	conns/node  connections each node holds
+//	conns/node  connections each node holds, once those made while the
+//	            cluster formed have had time to close as idle
 
 func BenchmarkMembership(b *testing.B) {
-	for _, n := range []int{16, 64} {
+	for _, n := range benchSizes() {
 		b.Run(fmt.Sprint("N=", n), func(b *testing.B) {
 			for range b.N {
 				benchMembership(b, n)
@@ -42,13 +48,29 @@ func BenchmarkMembership(b *testing.B) {
 }
 
 func BenchmarkFullMesh(b *testing.B) {
-	for _, n := range []int{16, 64} {
+	for _, n := range benchSizes() {
 		b.Run(fmt.Sprint("N=", n), func(b *testing.B) {
 			for range b.N {
 				benchFullMesh(b, n)
 			}
 		})
 	}
+}
+
+// benchSizes returns the cluster sizes to measure: REIGN_BENCH_NODES (a
+// comma-separated list, such as 16,64,256), else 16 and 64.
+func benchSizes() []int {
+	v := os.Getenv("REIGN_BENCH_NODES")
+	if v == "" {
+		return []int{16, 64}
+	}
+	var out []int
+	for _, f := range strings.Split(v, ",") {
+		if n, err := strconv.Atoi(strings.TrimSpace(f)); err == nil && n > 1 {
+			out = append(out, n)
+		}
+	}
+	return out
 }
 
 // benchSpec returns a spec with no nodes yet and certificates for nodes
@@ -110,7 +132,9 @@ func benchMembership(b *testing.B, size int) {
 	start := time.Now()
 	checkFor(b, 300*time.Second, func() error { return members(size, nodes...) })
 	b.ReportMetric(time.Since(start).Seconds(), "converge-s")
-	time.Sleep(10 * time.Second) // let the connections gossip makes settle
+	// let the connections settle: those gossip made while the cluster
+	// formed close once idle (MembershipConfig.IdleTimeout)
+	time.Sleep(DefaultIdleTimeout + 10*time.Second)
 	conns := 0
 	for _, n := range nodes {
 		conns += n.Stats().PeersUp
