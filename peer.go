@@ -199,9 +199,7 @@ func (p *peer) Serve(ctx context.Context) error {
 	p.stopped = true
 	p.mu.Unlock()
 	if pend != nil {
-		pend.close(CloseShutdown, nil)
-		p.c.countClose(p, CloseShutdown)
-		p.c.gossipConnLost(pend)
+		p.discard(pend, CloseShutdown, nil)
 	}
 	return ctx.Err()
 }
@@ -296,9 +294,7 @@ func (p *peer) offerConn(ctx context.Context, cn *conn) {
 	p.mu.Lock()
 	if p.stopped {
 		p.mu.Unlock()
-		cn.close(CloseShutdown, nil)
-		p.c.countClose(p, CloseShutdown)
-		p.c.gossipConnLost(cn)
+		p.discard(cn, CloseShutdown, nil)
 		return
 	}
 	old, cur := p.pending, p.live.Load()
@@ -306,9 +302,7 @@ func (p *peer) offerConn(ctx context.Context, cn *conn) {
 	p.mu.Unlock()
 	if old != nil {
 		p.log.Debug("waiting connection replaced by a newer one", "addr", old.remote, "outbound", old.outbound, "newer_outbound", cn.outbound)
-		old.close(CloseReplaced, nil)
-		p.c.countClose(p, CloseReplaced)
-		p.c.gossipConnLost(old)
+		p.discard(old, CloseReplaced, nil)
 	}
 	if cur != nil {
 		cur.close(CloseReplaced, fmt.Errorf("replaced by a newer connection from %s", cn.remote))
@@ -404,9 +398,7 @@ func (p *peer) runConn(ctx context.Context, cn *conn) CloseReason {
 	p.mu.Unlock()
 	if stale != nil {
 		p.log.Debug("connection replaced before it ran: a newer one was offered", "addr", stale.remote, "outbound", stale.outbound, "newer_outbound", cn.outbound)
-		stale.close(CloseReplaced, nil)
-		p.c.countClose(p, CloseReplaced)
-		p.c.gossipConnLost(stale)
+		p.discard(stale, CloseReplaced, nil)
 	}
 	p.connects.Add(1)
 	p.c.stats.connects.Add(1)
@@ -524,9 +516,7 @@ func (p *peer) take(cn *conn) bool {
 	p.taking = false
 	p.mu.Unlock()
 	if err != nil {
-		cn.close(CloseWriteError, err)
-		p.c.countClose(p, CloseWriteError)
-		p.c.gossipConnLost(cn)
+		p.discard(cn, CloseWriteError, err)
 		p.wake()
 		return false
 	}
@@ -614,6 +604,14 @@ func (p *peer) next(ctx context.Context) (*conn, error) {
 		case <-p.want:
 		}
 	}
+}
+
+// discard closes cn, a connection that never ran or is ending, counted
+// under why; the Transport forgets it.
+func (p *peer) discard(cn *conn, why CloseReason, err error) {
+	cn.close(why, err)
+	p.c.countClose(p, why)
+	p.c.gossipConnLost(cn)
 }
 
 // awaitOffer waits up to d for a connection to be offered, and takes it.
