@@ -224,6 +224,85 @@ func (n *Node) replyRemote(from origin, ref uint64, replyTo Address, v any) erro
 
 func wireRef(a Address) wire.Ref { return ref(a) }
 
+// relayReply passes on the reply v to a forwarded Request (ref, from the
+// node from): it runs on the reader of the connection the reply came in
+// on, so it never waits for room in from's send buffer (a node that
+// stopped reading would stall everything else that connection carries).
+// The reply goes in from's buffer as any Reply while the buffer is within
+// SendBufferLimit; past it, it is queued anyway and counted against
+// ControlBufferLimit, and a reply that would cross that closes from's
+// connection with CloseLimitExceeded (its caller's link to the forwarding
+// server then fails the Call). A reply that cannot be encoded fails the
+// call with a CallFailed frame, as replyRemote does.
+func (n *Node) relayReply(from origin, ref uint64, replyTo Address, v any) {
+	cn := n.originConn(from)
+	if cn == nil {
+		return // its caller is failed by its link to the forwarding server
+	}
+	err := cn.queueRelayed(frameHead{t: wire.TypeReply, to: wireRef(replyTo), ref: ref}, v)
+	if err != nil && !errors.Is(err, ErrNodeUnreachable) {
+		n.failRemote(from, ref, &CallError{Side: ServerSide, Node: n.id, Reply: true, Type: n.typeNameOf(v), Err: err})
+	}
+}
+
+// queueRelayed queues the Reply frame h carrying v without waiting, as
+// relayReply says: within SendBufferLimit as data, past it as a control
+// frame, bounded by ControlBufferLimit. It never writes to the socket
+// itself (a write may block): it wakes the writer.
+func (c *conn) queueRelayed(h frameHead, v any) error {
+	n := c.p.c.n
+	sb := scratchPool.Get().(*scratch)
+	defer scratchPool.Put(sb)
+	var info *typeInfo
+	body := sb.b[:0]
+	if v != nil {
+		var err error
+		body, info, err = n.encodeMessage(body, v)
+		sb.b = body[:0]
+		if err != nil {
+			return err
+		}
+		if len(body)+64 > c.maxFrame {
+			return fmt.Errorf("%w: %s encodes to %d bytes, over the %d-byte frame limit", ErrFrameTooLarge, info.name, len(body), c.maxFrame)
+		}
+	}
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return ErrNodeUnreachable
+	}
+	wasEmpty := len(c.out) == 0
+	over := len(c.out) > c.limit
+	before := len(c.out)
+	var id uint32
+	if info != nil {
+		id = c.typeNumber(info) // may queue its TypeDef (never counted: see typeNumber)
+	}
+	out, start := wire.BeginFrame(c.out, h.t)
+	out = h.append(out, id, body)
+	if over {
+		limit := n.cfg.ControlBufferLimit
+		size := len(out) - before
+		if c.ctlQueued+c.ctlWriting+size > limit {
+			c.out = out[:start]
+			c.mu.Unlock()
+			if c.close(CloseLimitExceeded, &LimitError{Limit: LimitControl, Field: "ControlBufferLimit", Max: limit}) {
+				c.p.c.stats.limits[LimitControl].Add(1)
+			}
+			return ErrNodeUnreachable
+		}
+		c.ctlQueued += size
+	}
+	if err := c.commitFrame(out, start); err != nil {
+		return err
+	}
+	c.p.traffic.msgsOut.Add(1)
+	if wasEmpty {
+		c.kick()
+	}
+	return nil
+}
+
 // originConn is the live connection to the node a Request came from, if
 // that run of it is still connected.
 func (n *Node) originConn(from origin) *conn {
@@ -328,7 +407,7 @@ func (n *Node) answer(oc outCall, v any, failure *CallError, f *wire.CallFailed)
 			failure.Side = ServerSide
 			n.failRemote(oc.up, oc.ref, failure)
 		default:
-			_ = n.replyRemote(oc.up, oc.ref, oc.caller, v)
+			n.relayReply(oc.up, oc.ref, oc.caller, v)
 		}
 		return
 	}

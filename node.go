@@ -109,9 +109,11 @@ type Config struct {
 	MaxPeerTypeBytes int
 
 	// ControlBufferLimit bounds the control frames (Link, Unlink,
-	// Closed, registry claims and releases) queued for one peer and not
-	// yet written: control frames never wait for buffer room (they must
-	// not block the reader, nor links and the registry behind data), so
+	// Closed, registry claims and releases, CallFailed, and the replies
+	// to forwarded calls relayed while the send buffer is over
+	// SendBufferLimit) queued for one peer and not yet written: control
+	// frames never wait for buffer room (they must not block the reader,
+	// nor links and the registry behind data), so
 	// a peer that stops reading while it provokes them (Links to closed
 	// mailboxes, answered at once) would grow the buffer without end.
 	// Past this many bytes the connection is closed. The synchronization
