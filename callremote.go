@@ -23,15 +23,22 @@ import (
 // ChaCha8 generator seeded from crypto/rand, per node, so a peer that sees
 // this node's references cannot predict the next ones.
 type callTable struct {
-	mu       sync.Mutex
-	rng      *rand.ChaCha8 // nil until the first remote Request
-	m        map[uint64]outCall
-	detached int // entries no Call removes: forwarded Requests
+	mu  sync.Mutex
+	rng *rand.ChaCha8 // nil until the first remote Request
+	m   map[uint64]outCall
+	// Entries no Call removes, forwarded Requests: those of this node's
+	// callers (detached), and those that came from each peer (fromPeer,
+	// bounded by maxPeer).
+	detached int
+	fromPeer map[NodeID]int
+	maxPeer  int // Config.MaxPeerForwarded (0: DefaultMaxPeerForwarded)
 }
 
-// maxDetachedCalls bounds the Requests this node forwarded to other nodes
-// and still awaits answers for (see sendRequest): beyond it, forwarding a
-// Request fails with ErrTooManyForwarded.
+// maxDetachedCalls bounds the Requests of this node's own callers that
+// this node forwarded to other nodes and still awaits answers for (see
+// sendRequest): beyond it, forwarding one fails with ErrTooManyForwarded.
+// Those that came from a peer are bounded per peer, by
+// Config.MaxPeerForwarded.
 const maxDetachedCalls = 1 << 16
 
 // outCall is one Request sent to a peer, waiting for its answer.
@@ -58,11 +65,26 @@ func (t *callTable) add(oc outCall) (uint64, error) {
 		t.rng = rand.NewChaCha8(seed)
 		t.m = map[uint64]outCall{}
 	}
-	if !oc.owned {
+	switch {
+	case oc.owned:
+	case oc.up.remote:
+		max := t.maxPeer
+		if max == 0 {
+			max = DefaultMaxPeerForwarded
+		}
+		if t.fromPeer[oc.up.node] >= max {
+			return 0, fmt.Errorf("%w: %d forwarded calls from node %d await answers: %w", ErrTooManyForwarded,
+				t.fromPeer[oc.up.node], oc.up.node, &LimitError{Limit: LimitForwarded, Field: "MaxPeerForwarded", Max: max})
+		}
+		if t.fromPeer == nil {
+			t.fromPeer = map[NodeID]int{}
+		}
+		t.fromPeer[oc.up.node]++
+	default:
 		if t.detached >= maxDetachedCalls {
 			t.sweep()
 			if t.detached >= maxDetachedCalls {
-				return 0, fmt.Errorf("%w: %d forwarded calls await answers", ErrTooManyForwarded, t.detached)
+				return 0, fmt.Errorf("%w: %d forwarded calls of this node's callers await answers", ErrTooManyForwarded, t.detached)
 			}
 		}
 		t.detached++
@@ -82,8 +104,21 @@ func (t *callTable) sweep() {
 	for r, oc := range t.m {
 		if !oc.owned && !oc.up.remote && oc.caller.n != nil && oc.caller.n.table.lookup(oc.caller.id) == nil {
 			delete(t.m, r)
-			t.detached--
+			t.forget(oc)
 		}
+	}
+}
+
+// forget uncounts oc, just removed from the table. The caller holds t.mu.
+func (t *callTable) forget(oc outCall) {
+	switch {
+	case oc.owned:
+	case oc.up.remote:
+		if t.fromPeer[oc.up.node]--; t.fromPeer[oc.up.node] <= 0 {
+			delete(t.fromPeer, oc.up.node)
+		}
+	default:
+		t.detached--
 	}
 }
 
@@ -92,9 +127,7 @@ func (t *callTable) remove(r uint64) {
 	t.mu.Lock()
 	if oc, ok := t.m[r]; ok {
 		delete(t.m, r)
-		if !oc.owned {
-			t.detached--
-		}
+		t.forget(oc)
 	}
 	t.mu.Unlock()
 }
@@ -110,9 +143,7 @@ func (t *callTable) take(r uint64, peer NodeID, to *wire.Ref) (outCall, bool) {
 		return outCall{}, false
 	}
 	delete(t.m, r)
-	if !oc.owned {
-		t.detached--
-	}
+	t.forget(oc)
 	return oc, true
 }
 
@@ -126,9 +157,7 @@ func (t *callTable) takePeer(peer NodeID) []outCall {
 		if oc.peer == peer || (oc.up.remote && oc.up.node == peer) {
 			out = append(out, oc)
 			delete(t.m, r)
-			if !oc.owned {
-				t.detached--
-			}
+			t.forget(oc)
 		}
 	}
 	return out
@@ -183,6 +212,17 @@ func (n *Node) sendRequest(a Address, req Request, owned bool) (uint64, error) {
 	oc := outCall{peer: a.node, replyTo: ref(req.replyTo), owned: owned, caller: req.replyTo, ref: req.ref, up: req.from}
 	wref, err := n.calls.add(oc)
 	if err != nil {
+		// refused: the caller fails at once; a peer that crossed its bound
+		// is disconnected (its calls through here fail with it)
+		var le *LimitError
+		if errors.As(err, &le) {
+			if cn := n.originConn(req.from); cn != nil && cn.close(CloseLimitExceeded, le) {
+				n.cl.stats.limits[le.Limit].Add(1)
+			}
+		} else {
+			n.answer(outCall{caller: req.replyTo, ref: req.ref, up: req.from}, nil,
+				&CallError{Side: ServerSide, Node: n.id, Type: n.typeNameOf(req.Body), Err: err}, nil)
+		}
 		return 0, &SendError{To: a, Err: err}
 	}
 	h := frameHead{t: wire.TypeRequest, to: ref(a), ref: wref,

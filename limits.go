@@ -37,16 +37,20 @@ const (
 	// LimitControl: Config.ControlBufferLimit, the control frames (links,
 	// Closed, registry) queued for a peer that does not read them.
 	LimitControl
+	// LimitForwarded: Config.MaxPeerForwarded, the peer's Requests that
+	// a server here forwarded to another node, awaiting answers.
+	LimitForwarded
 
 	// numLimits sizes the counters; keep it last.
 	numLimits
 )
 
 var limitNames = [numLimits]string{
-	LimitLinks:   "links",
-	LimitNames:   "names",
-	LimitTypes:   "types",
-	LimitControl: "control",
+	LimitLinks:     "links",
+	LimitNames:     "names",
+	LimitTypes:     "types",
+	LimitControl:   "control",
+	LimitForwarded: "forwarded",
 }
 
 // String returns the kind's name, such as "links".
@@ -70,6 +74,7 @@ const (
 	DefaultMaxPeerNameBytes = 4 << 20
 	DefaultMaxPeerTypes     = 1 << 16 // ~40 bytes each beyond the name: ~2.5 MiB
 	DefaultMaxPeerTypeBytes = 1 << 20
+	DefaultMaxPeerForwarded = 1 << 16 // a call record each, ~100 bytes (estimated)
 	// ControlBufferLimit's default is SendBufferLimit: see the field.
 )
 
@@ -128,6 +133,7 @@ func fillBoundDefaults(cfg *Config) error {
 		{&cfg.MaxPeerTypes, DefaultMaxPeerTypes, "MaxPeerTypes"},
 		{&cfg.MaxPeerTypeBytes, DefaultMaxPeerTypeBytes, "MaxPeerTypeBytes"},
 		{&cfg.ControlBufferLimit, cfg.SendBufferLimit, "ControlBufferLimit"},
+		{&cfg.MaxPeerForwarded, DefaultMaxPeerForwarded, "MaxPeerForwarded"},
 	} {
 		switch {
 		case *b.v == 0:

@@ -123,6 +123,14 @@ type Config struct {
 	// ControlBufferLimit bytes. Zero means SendBufferLimit.
 	ControlBufferLimit int
 
+	// MaxPeerForwarded bounds the calls from one peer that a server on
+	// this node passed on to another node (a Request forwarded with Send)
+	// and whose answers this node still awaits: each holds a record here
+	// until its answer comes. A peer that would cross it is disconnected
+	// with CloseLimitExceeded, and the forwarding Send fails with
+	// ErrTooManyForwarded. Zero means DefaultMaxPeerForwarded (65,536).
+	MaxPeerForwarded int
+
 	// Process groups (groups.go). A peer that would cross either bound
 	// with a GroupJoin is disconnected with CloseLimitExceeded (counted
 	// in Stats.Closes) and its memberships are dropped, as on any
@@ -234,6 +242,7 @@ func NewNode(cfg Config) (*Node, error) {
 		born:  time.Now(),
 	}
 	n.log = cfg.Logger.With("node", int(cfg.NodeID))
+	n.calls.maxPeer = cfg.MaxPeerForwarded
 	n.reg.init(n)
 	for _, v := range builtinTypes {
 		if err := n.types.register("", v); err != nil {

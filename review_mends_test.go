@@ -10,6 +10,7 @@ import (
 	"crypto/tls"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -249,4 +250,65 @@ func (f *stallPeer) nextFrame(t *testing.T) frame {
 		t.Fatal("node 4 sent no Reply or CallFailed")
 	}
 	return frame{}
+}
+
+// TestForwardedBoundPerPeer: a peer (the fake node 1) makes node 4's
+// forwarding server pass 65,536 calls to node 3, where nobody answers
+// them. Before, that bound was node 4's, for all peers: node 2's call
+// through the same server was then refused (and, told nothing, waited
+// for its timeout). Now each peer has its own (MaxPeerForwarded): node
+// 2's call goes through, and node 1's next forward crosses its bound and
+// closes its connection with CloseLimitExceeded, counted as "forwarded".
+func TestForwardedBoundPerPeer(t *testing.T) {
+	checkGoroutines(t)
+	const bound = 1 << 16 // DefaultMaxPeerForwarded
+	h := newHostileCluster(t, nil)
+	f := dialRecPeer(t, h)
+	srv3, _ := startServer(t, h.n3, func(v any) {
+		if r, ok := v.(Request); ok && r.Body == "honest" {
+			_ = r.Reply("answered")
+		}
+	})
+	var forwarded, refused atomic.Int64
+	fwd, _ := startServer(t, h.n4, func(v any) {
+		if r, ok := v.(Request); ok {
+			if h.n4.BindAddress(srv3).Send(r) == nil {
+				forwarded.Add(1)
+			} else {
+				refused.Add(1)
+			}
+		}
+	})
+	request := func(b []byte, i int) []byte {
+		return wire.AppendFrame(b, wire.TypeRequest, wire.AppendRequest(nil, wire.Request{
+			To: ref(fwd), ReplyTo: wire.Addr{Node: uint16(absent), Inc: 0x5eed, ID: 9}, CallRef: uint64(i + 1), TypeID: 1, Body: msgpackOf(t, "x")}))
+	}
+	b := defineTypes(t, h, "")
+	for i := range bound {
+		b = request(b, i)
+		if len(b) > 64<<10 {
+			writeFrames(t, f, b)
+			b = b[:0]
+		}
+	}
+	writeFrames(t, f, b)
+	checkFor(t, 60*time.Second, func() error {
+		return unless(forwarded.Load() == bound, "forwarded %d of node 1's calls (%d refused)", forwarded.Load(), refused.Load())
+	})
+
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	defer cancel()
+	if v, err := Call(ctx, h.n2.BindAddress(fwd), "honest"); err != nil || v != "answered" {
+		t.Fatalf("node 2's forwarded call, node 1 at its bound: %v, %v", v, err)
+	}
+
+	before := h.n4.Stats()
+	writeFrames(t, f, request(nil, bound))
+	checkFor(t, 5*time.Second, func() error {
+		st := h.n4.Stats()
+		return unless(st.LimitsExceeded[LimitForwarded] == before.LimitsExceeded[LimitForwarded]+1 &&
+			st.Closes[CloseLimitExceeded] == before.Closes[CloseLimitExceeded]+1 && refused.Load() == 1,
+			"limits %v, closes %v, refused %d", st.LimitsExceeded, st.Closes, refused.Load())
+	})
+	f.hangUp(t, h)
 }
