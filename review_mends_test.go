@@ -8,6 +8,7 @@ package reign
 import (
 	"context"
 	"crypto/tls"
+	"errors"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -311,4 +312,59 @@ func TestForwardedBoundPerPeer(t *testing.T) {
 			"limits %v, closes %v, refused %d", st.LimitsExceeded, st.Closes, refused.Load())
 	})
 	f.hangUp(t, h)
+}
+
+// TestBroadcastSkipsSmallFrameLimit: node 3 accepts frames of at most 64
+// KiB; node 1 broadcasts 100 KiB to a group with members on nodes 1, 2
+// and 3. Before, Broadcast checked only node 1's own frame limit, and
+// node 3's refusal came as an error after the others had been sent to,
+// against its doc (an error meant "sent to nobody"), and was counted
+// nowhere. Now the members on node 3 are skipped and counted
+// (Stats.BroadcastSkipped), the others get it, the error wraps
+// ErrFrameTooLarge and names node 3, and node 3 still gets what fits.
+func TestBroadcastSkipsSmallFrameLimit(t *testing.T) {
+	t.Parallel()
+	tc := newTestCluster(t, 3, func(c *Config) {
+		if c.NodeID == 3 {
+			c.MaxFrameSize = 64 << 10
+		}
+	})
+	tc.connected()
+	n1, n2, n3 := tc.node(1), tc.node(2), tc.node(3)
+	a1, m1 := newTestMailbox(t, n1)
+	a2, m2 := newTestMailbox(t, n2)
+	a3, m3 := newTestMailbox(t, n3)
+	b3, mb3 := newTestMailbox(t, n3)
+	for _, j := range []struct {
+		n *Node
+		a Address
+	}{{n1, a1}, {n2, a2}, {n3, a3}, {n3, b3}} {
+		if err := j.n.JoinGroup("g", j.a); err != nil {
+			t.Fatal(err)
+		}
+	}
+	checkFor(t, testTimeout, func() error {
+		return unless(len(n1.Members("g")) == 4, "node 1 sees %d members", len(n1.Members("g")))
+	})
+	big := strings.Repeat("z", 100<<10)
+	k, err := n1.Broadcast("g", big)
+	if k != 2 || !errors.Is(err, ErrFrameTooLarge) || !strings.Contains(err.Error(), "[3]") {
+		t.Fatalf("Broadcast of 100 KiB = %d, %v; want 2 and ErrFrameTooLarge naming node 3", k, err)
+	}
+	if got := n1.Stats().BroadcastSkipped; got != 2 {
+		t.Fatalf("BroadcastSkipped = %d, want 2 (node 3's members)", got)
+	}
+	for _, m := range []*Mailbox{m1, m2} {
+		if v := recv(t, m); v != big {
+			t.Fatalf("a member got %.20v", v)
+		}
+	}
+	if k, err := n1.Broadcast("g", "small"); k != 4 || err != nil {
+		t.Fatalf("Broadcast of a small message = %d, %v", k, err)
+	}
+	for _, m := range []*Mailbox{m1, m2, m3, mb3} {
+		if v := recv(t, m); v != "small" {
+			t.Fatalf("a member got %.20v, want the small message (and never the big one)", v)
+		}
+	}
 }
