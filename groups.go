@@ -214,7 +214,9 @@ func (n *Node) groupCheckLocal(a Address) (Address, error) {
 //
 // a must be an open mailbox of this node (only a node joins its own
 // mailboxes): otherwise the error wraps ErrZeroAddress, ErrNotLocal or
-// ErrMailboxClosed. A group name is 1 to MaxGroupNameLen bytes
+// ErrMailboxClosed (also when a closes while JoinGroup runs: the
+// membership ends with the mailbox, and the group's watchers see it join
+// and leave). A group name is 1 to MaxGroupNameLen bytes
 // (ErrBadGroupName).
 func (n *Node) JoinGroup(group string, a Address) error {
 	if err := checkGroupName(group); err != nil {
@@ -246,8 +248,9 @@ func (n *Node) JoinGroup(group string, a Address) error {
 	g.flush()
 	if n.table.lookup(a.id) == nil {
 		// the mailbox closed while it joined: its release may have run
-		// before the membership existed
+		// before the membership existed, and the membership goes with it
 		g.release(a)
+		return &SendError{To: a, Err: ErrMailboxClosed}
 	}
 	return nil
 }

@@ -368,3 +368,58 @@ func TestBroadcastSkipsSmallFrameLimit(t *testing.T) {
 		}
 	}
 }
+
+// TestJoinGroupMailboxClosing: the mailbox closes while JoinGroup runs
+// (here: another goroutine closes it when the Tracer sees the join's
+// GroupChanged sent to a watcher, after the membership was made and
+// before JoinGroup returns; the Tracer waits until the mailbox is gone
+// from the node's table, the first step of Close).
+// The membership is dropped with the mailbox; before, JoinGroup still
+// returned nil, as if the mailbox were a member. Now it returns an error
+// wrapping ErrMailboxClosed, and no node lists the mailbox.
+func TestJoinGroupMailboxClosing(t *testing.T) {
+	t.Parallel()
+	var closing atomic.Pointer[Mailbox]
+	var closer sync.WaitGroup
+	t.Cleanup(closer.Wait)
+	tc := newTestCluster(t, 2, func(c *Config) {
+		if c.NodeID == 1 {
+			c.Tracer = func(ev TraceEvent) {
+				if _, ok := ev.Msg.(GroupChanged); ok && ev.Kind == TraceSend {
+					if m := closing.Swap(nil); m != nil {
+						closer.Go(m.Close)
+						for m.n.table.lookup(m.id) != nil {
+							time.Sleep(time.Millisecond)
+						}
+					}
+				}
+			}
+		}
+	})
+	tc.connected()
+	n1, n2 := tc.node(1), tc.node(2)
+	w, wm := newTestMailbox(t, n1)
+	if _, err := n1.MonitorGroup("g", w); err != nil {
+		t.Fatal(err)
+	}
+	a, m := n1.NewMailbox()
+	closing.Store(m)
+	if err := n1.JoinGroup("g", a); !errors.Is(err, ErrMailboxClosed) {
+		t.Fatalf("JoinGroup of a mailbox that closed during the call = %v, want ErrMailboxClosed", err)
+	}
+	if closing.Load() != nil {
+		t.Fatal("the mailbox did not close during JoinGroup")
+	}
+	_ = recv(t, wm) // the join
+	if gc, ok := recv(t, wm).(GroupChanged); !ok || len(gc.Left) != 1 || gc.Left[0] != a {
+		t.Fatalf("the watcher got %+v, want the mailbox's leave", gc)
+	}
+	flushPeers(t, n1, n2) // what node 1 sent node 2 has arrived
+	b, _ := newTestMailbox(t, n2)
+	if err := n2.JoinGroup("g", b); err != nil {
+		t.Fatal(err)
+	}
+	if ms := n2.Members("g"); len(ms) != 1 || ms[0] != b {
+		t.Fatalf("node 2 lists %v, want only its own member", ms)
+	}
+}
