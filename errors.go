@@ -183,6 +183,7 @@ var (
 
 	// ErrGroupLimit: a peer crossed Config.MaxPeerGroups or
 	// Config.MaxPeerGroupMembers; its connection was closed with
-	// CloseLimitExceeded.
+	// CloseLimitExceeded. The error also wraps the *LimitError (and so
+	// ErrLimitExceeded) naming the bound.
 	ErrGroupLimit = errors.New("reign: peer crossed a process group limit")
 )

@@ -6,7 +6,8 @@ package reign
 // by kind in Stats.LimitsExceeded), and the defaults. The state each
 // bound guards lives with its subsystem: watchers in link.go, names in
 // registry.go, the type dictionary in conn.go, queued control frames in
-// writer.go. A subsystem that adds per-peer state (groups, say) appends a
+// writer.go, forwarded calls in callremote.go, group memberships in
+// groupsync.go (whose defaults are in groups.go). A subsystem that adds per-peer state (groups, say) appends a
 // Limit here, a field to the Config block and its default below, and
 // calls conn.exceeded where its handler would cross it.
 
@@ -40,17 +41,25 @@ const (
 	// LimitForwarded: Config.MaxPeerForwarded, the peer's Requests that
 	// a server here forwarded to another node, awaiting answers.
 	LimitForwarded
+	// LimitGroups: Config.MaxPeerGroups, the process groups the peer's
+	// mailboxes are members of.
+	LimitGroups
+	// LimitGroupMembers: Config.MaxPeerGroupMembers, the group
+	// memberships the peer holds, all groups together.
+	LimitGroupMembers
 
 	// numLimits sizes the counters; keep it last.
 	numLimits
 )
 
 var limitNames = [numLimits]string{
-	LimitLinks:     "links",
-	LimitNames:     "names",
-	LimitTypes:     "types",
-	LimitControl:   "control",
-	LimitForwarded: "forwarded",
+	LimitLinks:        "links",
+	LimitNames:        "names",
+	LimitTypes:        "types",
+	LimitControl:      "control",
+	LimitForwarded:    "forwarded",
+	LimitGroups:       "groups",
+	LimitGroupMembers: "group_members",
 }
 
 // String returns the kind's name, such as "links".

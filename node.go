@@ -133,7 +133,8 @@ type Config struct {
 
 	// Process groups (groups.go). A peer that would cross either bound
 	// with a GroupJoin is disconnected with CloseLimitExceeded (counted
-	// in Stats.Closes) and its memberships are dropped, as on any
+	// in Stats.Closes, and in Stats.LimitsExceeded as LimitGroups or
+	// LimitGroupMembers) and its memberships are dropped, as on any
 	// disconnection; it reconnects and resynchronizes if it can.
 
 	// MaxPeerGroups is the most process groups that one peer's mailboxes
