@@ -23,15 +23,22 @@ import (
 // ChaCha8 generator seeded from crypto/rand, per node, so a peer that sees
 // this node's references cannot predict the next ones.
 type callTable struct {
-	mu       sync.Mutex
-	rng      *rand.ChaCha8 // nil until the first remote Request
-	m        map[uint64]outCall
-	detached int // entries no Call removes: forwarded Requests
+	mu  sync.Mutex
+	rng *rand.ChaCha8 // nil until the first remote Request
+	m   map[uint64]outCall
+	// Entries no Call removes, forwarded Requests: those of this node's
+	// callers (detached), and those that came from each peer (fromPeer,
+	// bounded by maxPeer).
+	detached int
+	fromPeer map[NodeID]int
+	maxPeer  int // Config.MaxPeerForwarded (0: DefaultMaxPeerForwarded)
 }
 
-// maxDetachedCalls bounds the Requests this node forwarded to other nodes
-// and still awaits answers for (see sendRequest): beyond it, forwarding a
-// Request fails with ErrTooManyForwarded.
+// maxDetachedCalls bounds the Requests of this node's own callers that
+// this node forwarded to other nodes and still awaits answers for (see
+// sendRequest): beyond it, forwarding one fails with ErrTooManyForwarded.
+// Those that came from a peer are bounded per peer, by
+// Config.MaxPeerForwarded.
 const maxDetachedCalls = 1 << 16
 
 // outCall is one Request sent to a peer, waiting for its answer.
@@ -58,11 +65,26 @@ func (t *callTable) add(oc outCall) (uint64, error) {
 		t.rng = rand.NewChaCha8(seed)
 		t.m = map[uint64]outCall{}
 	}
-	if !oc.owned {
+	switch {
+	case oc.owned:
+	case oc.up.remote:
+		max := t.maxPeer
+		if max == 0 {
+			max = DefaultMaxPeerForwarded
+		}
+		if t.fromPeer[oc.up.node] >= max {
+			return 0, fmt.Errorf("%w: %d forwarded calls from node %d await answers: %w", ErrTooManyForwarded,
+				t.fromPeer[oc.up.node], oc.up.node, &LimitError{Limit: LimitForwarded, Field: "MaxPeerForwarded", Max: max})
+		}
+		if t.fromPeer == nil {
+			t.fromPeer = map[NodeID]int{}
+		}
+		t.fromPeer[oc.up.node]++
+	default:
 		if t.detached >= maxDetachedCalls {
 			t.sweep()
 			if t.detached >= maxDetachedCalls {
-				return 0, fmt.Errorf("%w: %d forwarded calls await answers", ErrTooManyForwarded, t.detached)
+				return 0, fmt.Errorf("%w: %d forwarded calls of this node's callers await answers", ErrTooManyForwarded, t.detached)
 			}
 		}
 		t.detached++
@@ -82,8 +104,21 @@ func (t *callTable) sweep() {
 	for r, oc := range t.m {
 		if !oc.owned && !oc.up.remote && oc.caller.n != nil && oc.caller.n.table.lookup(oc.caller.id) == nil {
 			delete(t.m, r)
-			t.detached--
+			t.forget(oc)
 		}
+	}
+}
+
+// forget uncounts oc, just removed from the table. The caller holds t.mu.
+func (t *callTable) forget(oc outCall) {
+	switch {
+	case oc.owned:
+	case oc.up.remote:
+		if t.fromPeer[oc.up.node]--; t.fromPeer[oc.up.node] <= 0 {
+			delete(t.fromPeer, oc.up.node)
+		}
+	default:
+		t.detached--
 	}
 }
 
@@ -92,9 +127,7 @@ func (t *callTable) remove(r uint64) {
 	t.mu.Lock()
 	if oc, ok := t.m[r]; ok {
 		delete(t.m, r)
-		if !oc.owned {
-			t.detached--
-		}
+		t.forget(oc)
 	}
 	t.mu.Unlock()
 }
@@ -110,9 +143,7 @@ func (t *callTable) take(r uint64, peer NodeID, to *wire.Ref) (outCall, bool) {
 		return outCall{}, false
 	}
 	delete(t.m, r)
-	if !oc.owned {
-		t.detached--
-	}
+	t.forget(oc)
 	return oc, true
 }
 
@@ -126,9 +157,7 @@ func (t *callTable) takePeer(peer NodeID) []outCall {
 		if oc.peer == peer || (oc.up.remote && oc.up.node == peer) {
 			out = append(out, oc)
 			delete(t.m, r)
-			if !oc.owned {
-				t.detached--
-			}
+			t.forget(oc)
 		}
 	}
 	return out
@@ -183,6 +212,17 @@ func (n *Node) sendRequest(a Address, req Request, owned bool) (uint64, error) {
 	oc := outCall{peer: a.node, replyTo: ref(req.replyTo), owned: owned, caller: req.replyTo, ref: req.ref, up: req.from}
 	wref, err := n.calls.add(oc)
 	if err != nil {
+		// refused: the caller fails at once; a peer that crossed its bound
+		// is disconnected (its calls through here fail with it)
+		var le *LimitError
+		if errors.As(err, &le) {
+			if cn := n.originConn(req.from); cn != nil && cn.close(CloseLimitExceeded, le) {
+				n.cl.stats.limits[le.Limit].Add(1)
+			}
+		} else {
+			n.answer(outCall{caller: req.replyTo, ref: req.ref, up: req.from}, nil,
+				&CallError{Side: ServerSide, Node: n.id, Type: n.typeNameOf(req.Body), Err: err}, nil)
+		}
 		return 0, &SendError{To: a, Err: err}
 	}
 	h := frameHead{t: wire.TypeRequest, to: ref(a), ref: wref,
@@ -223,6 +263,85 @@ func (n *Node) replyRemote(from origin, ref uint64, replyTo Address, v any) erro
 }
 
 func wireRef(a Address) wire.Ref { return ref(a) }
+
+// relayReply passes on the reply v to a forwarded Request (ref, from the
+// node from): it runs on the reader of the connection the reply came in
+// on, so it never waits for room in from's send buffer (a node that
+// stopped reading would stall everything else that connection carries).
+// The reply goes in from's buffer as any Reply while the buffer is within
+// SendBufferLimit; past it, it is queued anyway and counted against
+// ControlBufferLimit, and a reply that would cross that closes from's
+// connection with CloseLimitExceeded (its caller's link to the forwarding
+// server then fails the Call). A reply that cannot be encoded fails the
+// call with a CallFailed frame, as replyRemote does.
+func (n *Node) relayReply(from origin, ref uint64, replyTo Address, v any) {
+	cn := n.originConn(from)
+	if cn == nil {
+		return // its caller is failed by its link to the forwarding server
+	}
+	err := cn.queueRelayed(frameHead{t: wire.TypeReply, to: wireRef(replyTo), ref: ref}, v)
+	if err != nil && !errors.Is(err, ErrNodeUnreachable) {
+		n.failRemote(from, ref, &CallError{Side: ServerSide, Node: n.id, Reply: true, Type: n.typeNameOf(v), Err: err})
+	}
+}
+
+// queueRelayed queues the Reply frame h carrying v without waiting, as
+// relayReply says: within SendBufferLimit as data, past it as a control
+// frame, bounded by ControlBufferLimit. It never writes to the socket
+// itself (a write may block): it wakes the writer.
+func (c *conn) queueRelayed(h frameHead, v any) error {
+	n := c.p.c.n
+	sb := scratchPool.Get().(*scratch)
+	defer scratchPool.Put(sb)
+	var info *typeInfo
+	body := sb.b[:0]
+	if v != nil {
+		var err error
+		body, info, err = n.encodeMessage(body, v)
+		sb.b = body[:0]
+		if err != nil {
+			return err
+		}
+		if len(body)+64 > c.maxFrame {
+			return fmt.Errorf("%w: %s encodes to %d bytes, over the %d-byte frame limit", ErrFrameTooLarge, info.name, len(body), c.maxFrame)
+		}
+	}
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return ErrNodeUnreachable
+	}
+	wasEmpty := len(c.out) == 0
+	over := len(c.out) > c.limit
+	before := len(c.out)
+	var id uint32
+	if info != nil {
+		id = c.typeNumber(info) // may queue its TypeDef (never counted: see typeNumber)
+	}
+	out, start := wire.BeginFrame(c.out, h.t)
+	out = h.append(out, id, body)
+	if over {
+		limit := n.cfg.ControlBufferLimit
+		size := len(out) - before
+		if c.ctlQueued+c.ctlWriting+size > limit {
+			c.out = out[:start]
+			c.mu.Unlock()
+			if c.close(CloseLimitExceeded, &LimitError{Limit: LimitControl, Field: "ControlBufferLimit", Max: limit}) {
+				c.p.c.stats.limits[LimitControl].Add(1)
+			}
+			return ErrNodeUnreachable
+		}
+		c.ctlQueued += size
+	}
+	if err := c.commitFrame(out, start); err != nil {
+		return err
+	}
+	c.p.traffic.msgsOut.Add(1)
+	if wasEmpty {
+		c.kick()
+	}
+	return nil
+}
 
 // originConn is the live connection to the node a Request came from, if
 // that run of it is still connected.
@@ -328,7 +447,7 @@ func (n *Node) answer(oc outCall, v any, failure *CallError, f *wire.CallFailed)
 			failure.Side = ServerSide
 			n.failRemote(oc.up, oc.ref, failure)
 		default:
-			_ = n.replyRemote(oc.up, oc.ref, oc.caller, v)
+			n.relayReply(oc.up, oc.ref, oc.caller, v)
 		}
 		return
 	}

@@ -270,42 +270,63 @@ func TestExitCauseAcrossNodes(t *testing.T) {
 	}
 }
 
-// The forwarded calls a node awaits are bounded: at the bound, those of
-// local callers that stopped waiting are swept, and if none can be, a
-// forward fails with ErrTooManyForwarded.
+// The forwarded calls a node awaits are bounded: those of local callers
+// by maxDetachedCalls (at the bound, those whose callers stopped waiting
+// are swept, and if none can be, a forward fails with
+// ErrTooManyForwarded), those from each peer by MaxPeerForwarded, apart.
 func TestCallTableBound(t *testing.T) {
 	t.Parallel()
 	n := newTestNode(t)
 	gone, gmb := n.NewMailbox()
 	gmb.Close()
-	var tb callTable
+	alive, amb := n.NewMailbox()
+	defer amb.Close()
+	tb := callTable{maxPeer: 4}
 	for range maxDetachedCalls {
 		if _, err := tb.add(outCall{peer: 2, caller: gone}); err != nil {
 			t.Fatal(err)
 		}
 	}
-	relay := outCall{peer: 2, caller: gone, up: origin{node: 3, remote: true}}
-	if _, err := tb.add(relay); err != nil {
+	if _, err := tb.add(outCall{peer: 2, caller: gone}); err != nil {
 		t.Fatalf("at the bound, with callers gone: %v", err)
 	}
 	if len(tb.m) != 1 || tb.detached != 1 {
 		t.Fatalf("after the sweep: %d entries, %d detached", len(tb.m), tb.detached)
 	}
 	for range maxDetachedCalls - 1 {
-		if _, err := tb.add(relay); err != nil {
+		if _, err := tb.add(outCall{peer: 2, caller: alive}); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if _, err := tb.add(relay); !errors.Is(err, ErrTooManyForwarded) {
+	if _, err := tb.add(outCall{peer: 2, caller: alive}); err != nil {
+		t.Fatalf("at the bound, with a caller gone: %v", err)
+	}
+	if _, err := tb.add(outCall{peer: 2, caller: alive}); !errors.Is(err, ErrTooManyForwarded) {
 		t.Fatalf("past the bound: %v", err)
+	}
+	var le *LimitError
+	relay := outCall{peer: 2, caller: gone, up: origin{node: 3, remote: true}}
+	for range 4 {
+		if _, err := tb.add(relay); err != nil {
+			t.Fatalf("a peer's forward, local callers at their bound: %v", err)
+		}
+	}
+	if _, err := tb.add(relay); !errors.Is(err, ErrTooManyForwarded) || !errors.As(err, &le) || le.Limit != LimitForwarded {
+		t.Fatalf("past the peer's bound: %v", err)
+	}
+	if _, err := tb.add(outCall{peer: 2, up: origin{node: 5, remote: true}}); err != nil {
+		t.Fatalf("another peer's forward: %v", err)
 	}
 	if r, err := tb.add(outCall{peer: 2, owned: true}); err != nil || r == 0 {
 		t.Fatalf("a Call's own request past the bound: %v", err)
 	}
-	if got := len(tb.takePeer(3)); got != maxDetachedCalls {
+	if got := len(tb.takePeer(3)); got != 4 {
 		t.Fatalf("takePeer(3) took %d", got)
 	}
-	if tb.detached != 0 || len(tb.m) != 1 {
-		t.Fatalf("after takePeer: %d entries, %d detached", len(tb.m), tb.detached)
+	if got := len(tb.takePeer(5)); got != 1 {
+		t.Fatalf("takePeer(5) took %d", got)
+	}
+	if len(tb.fromPeer) != 0 || tb.detached != maxDetachedCalls || len(tb.m) != maxDetachedCalls+1 {
+		t.Fatalf("after takePeer: %d entries, %d detached, %v from peers", len(tb.m), tb.detached, tb.fromPeer)
 	}
 }

@@ -164,8 +164,10 @@ var (
 // Call sentinels.
 var (
 	// ErrTooManyForwarded: a Request forwarded to another node could not
-	// be sent, because this node already awaits answers to 65,536
-	// forwarded Requests (a bound on what it holds for them).
+	// be sent, because this node already awaits answers to as many
+	// forwarded Requests as it holds: Config.MaxPeerForwarded of those
+	// that came from the same peer (which is then disconnected), or
+	// 65,536 of this node's own callers (whose Call then fails at once).
 	ErrTooManyForwarded = errors.New("reign: too many forwarded calls awaiting answers")
 )
 
@@ -181,6 +183,7 @@ var (
 
 	// ErrGroupLimit: a peer crossed Config.MaxPeerGroups or
 	// Config.MaxPeerGroupMembers; its connection was closed with
-	// CloseLimitExceeded.
+	// CloseLimitExceeded. The error also wraps the *LimitError (and so
+	// ErrLimitExceeded) naming the bound.
 	ErrGroupLimit = errors.New("reign: peer crossed a process group limit")
 )

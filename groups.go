@@ -214,7 +214,9 @@ func (n *Node) groupCheckLocal(a Address) (Address, error) {
 //
 // a must be an open mailbox of this node (only a node joins its own
 // mailboxes): otherwise the error wraps ErrZeroAddress, ErrNotLocal or
-// ErrMailboxClosed. A group name is 1 to MaxGroupNameLen bytes
+// ErrMailboxClosed (also when a closes while JoinGroup runs: the
+// membership ends with the mailbox, and the group's watchers see it join
+// and leave). A group name is 1 to MaxGroupNameLen bytes
 // (ErrBadGroupName).
 func (n *Node) JoinGroup(group string, a Address) error {
 	if err := checkGroupName(group); err != nil {
@@ -249,8 +251,9 @@ func (n *Node) JoinGroup(group string, a Address) error {
 	}
 	if n.table.lookup(a.id) == nil {
 		// the mailbox closed while it joined: its release may have run
-		// before the membership existed
+		// before the membership existed, and the membership goes with it
 		g.release(a)
+		return &SendError{To: a, Err: ErrMailboxClosed}
 	}
 	return nil
 }
@@ -511,10 +514,18 @@ func (n *Node) DemonitorGroup(group string, watcher Address) {
 // closed meanwhile), messages from one sender to one member arrive in
 // order, and a Broadcast waits while a peer's outgoing buffer is over its
 // limit. A member whose mailbox has just closed, or whose node's
-// connection has just been lost, is skipped and not counted. The error is
-// non-nil when msg cannot go to another node at all (its type is not
-// registered, is reserved, or does not encode, or it is larger than a
-// frame): then it was sent to nobody, if there are remote members.
+// connection has just been lost, is skipped and not counted.
+//
+// The error is non-nil when msg cannot go to another node at all (its type
+// is not registered, is reserved, or does not encode): then it was sent to
+// nobody, if there are remote members. It is also non-nil, wrapping
+// ErrFrameTooLarge and naming the nodes, when msg is larger than the frame
+// limit of some members' nodes (the smaller of this node's MaxFrameSize and
+// the one the peer announced): those members are skipped, and counted in
+// Stats.BroadcastSkipped, and msg still goes to every other member (the
+// returned count says to how many). A peer that announces a small frame
+// limit thus only misses the messages it cannot take; it cannot make a
+// Broadcast fail for the others.
 func (n *Node) Broadcast(group string, msg any) (int, error) {
 	p := n.pg.plan(group, n.id)
 	if p == nil {
@@ -530,9 +541,6 @@ func (n *Node) Broadcast(group string, msg any) (int, error) {
 		sb.b = body[:0]
 		if err != nil {
 			return 0, err
-		}
-		if len(body)+64 > n.cfg.MaxFrameSize {
-			return 0, fmt.Errorf("%w: %s encodes to %d bytes, over the %d-byte frame limit", ErrFrameTooLarge, info.name, len(body), n.cfg.MaxFrameSize)
 		}
 	}
 	sent := 0
@@ -550,7 +558,21 @@ func (n *Node) Broadcast(group string, msg any) (int, error) {
 		}
 	}
 	var errs []error
+	var tooLarge []NodeID
 	for _, rs := range p.remote {
+		if len(body)+64 > rs.cn.maxFrame {
+			// checked here, and queueMessages never sees it: a skipped
+			// node is counted and named, and the others are still sent to
+			tooLarge = append(tooLarge, rs.cn.p.id)
+			n.cl.stats.broadcastSkipped.Add(uint64(len(rs.refs)))
+			if n.cfg.Tracer != nil {
+				err := fmt.Errorf("%w: over node %d's %d-byte frame limit", ErrFrameTooLarge, rs.cn.p.id, rs.cn.maxFrame)
+				for _, r := range rs.refs {
+					n.traceSend(Address{n: n, node: rs.cn.p.id, inc: r.Inc, id: r.ID}, msg, err)
+				}
+			}
+			continue
+		}
 		k, err := rs.cn.queueMessages(rs.refs, info, body)
 		sent += k
 		if err != nil && !errors.Is(err, ErrNodeUnreachable) {
@@ -561,6 +583,10 @@ func (n *Node) Broadcast(group string, msg any) (int, error) {
 				n.traceSend(Address{n: n, node: rs.cn.p.id, inc: r.Inc, id: r.ID}, msg, err)
 			}
 		}
+	}
+	if len(tooLarge) > 0 {
+		errs = append(errs, fmt.Errorf("%w: %s encodes to %d bytes, over the frame limit of node(s) %v: their members were skipped",
+			ErrFrameTooLarge, info.name, len(body), tooLarge))
 	}
 	return sent, errors.Join(errs...)
 }

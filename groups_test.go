@@ -397,7 +397,7 @@ func TestGroupsHostile(t *testing.T) {
 			t.Fatalf("watcher told of %#v", v)
 		}
 	})
-	limit := func(name string, mod func(*Config), frames func(f *fakePeer) [][]byte) {
+	limit := func(name string, kind Limit, mod func(*Config), frames func(f *fakePeer) [][]byte) {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
 			h := newHostileCluster(t, mod)
@@ -421,7 +421,9 @@ func TestGroupsHostile(t *testing.T) {
 			checkFor(t, 5*time.Second, func() error {
 				s := h.n4.Stats()
 				return unless(s.Closes[CloseLimitExceeded] == before.Closes[CloseLimitExceeded]+1 &&
-					s.Peers[absent].Closes[CloseLimitExceeded] == 1, "a limit close counted for the fake peer")
+					s.Peers[absent].Closes[CloseLimitExceeded] == 1 &&
+					s.LimitsExceeded[kind] == before.LimitsExceeded[kind]+1,
+					"a limit close counted for the fake peer, and as %v: %v", kind, s.LimitsExceeded)
 			})
 			checkFor(t, 5*time.Second, func() error {
 				for _, g := range h.n4.Groups() {
@@ -435,14 +437,14 @@ func TestGroupsHostile(t *testing.T) {
 			})
 		})
 	}
-	limit("too-many-groups", func(c *Config) { c.MaxPeerGroups = 8 }, func(f *fakePeer) [][]byte {
+	limit("too-many-groups", LimitGroups, func(c *Config) { c.MaxPeerGroups = 8 }, func(f *fakePeer) [][]byte {
 		var out [][]byte
 		for i := range 9 {
 			out = append(out, join(fmt.Sprintf("g%d", i), wire.Ref{Inc: f.inc, ID: 1}))
 		}
 		return out
 	})
-	limit("too-many-members", func(c *Config) { c.MaxPeerGroupMembers = 8 }, func(f *fakePeer) [][]byte {
+	limit("too-many-members", LimitGroupMembers, func(c *Config) { c.MaxPeerGroupMembers = 8 }, func(f *fakePeer) [][]byte {
 		var out [][]byte
 		for i := range 9 {
 			out = append(out, join("g", wire.Ref{Inc: f.inc, ID: uint64(i + 1)}))

@@ -98,9 +98,9 @@ func handleGroupJoin(c *conn, payload []byte) error {
 	}
 	switch {
 	case set == nil && len(pg.groups) >= n.cfg.MaxPeerGroups:
-		return closeWith(CloseLimitExceeded, fmt.Errorf("%w: the peer's mailboxes are in more than %d groups (Config.MaxPeerGroups)", ErrGroupLimit, n.cfg.MaxPeerGroups))
+		return c.groupLimit(LimitGroups, "MaxPeerGroups", n.cfg.MaxPeerGroups)
 	case pg.members >= n.cfg.MaxPeerGroupMembers:
-		return closeWith(CloseLimitExceeded, fmt.Errorf("%w: the peer holds more than %d group memberships (Config.MaxPeerGroupMembers)", ErrGroupLimit, n.cfg.MaxPeerGroupMembers))
+		return c.groupLimit(LimitGroupMembers, "MaxPeerGroupMembers", n.cfg.MaxPeerGroupMembers)
 	}
 	if set == nil {
 		set = map[Address]struct{}{}
@@ -113,6 +113,14 @@ func handleGroupJoin(c *conn, payload []byte) error {
 	grp.plan = nil
 	g.tell(grp, m.Name, []Address{a}, nil)
 	return nil
+}
+
+// groupLimit is conn.exceeded for the group bounds: it counts the
+// crossing of l and returns the error that closes c, which wraps both
+// ErrGroupLimit and the *LimitError.
+func (c *conn) groupLimit(l Limit, field string, max int) error {
+	c.p.c.stats.limits[l].Add(1)
+	return closeWith(CloseLimitExceeded, fmt.Errorf("%w: %w", ErrGroupLimit, &LimitError{Limit: l, Field: field, Max: max}))
 }
 
 // handleGroupLeave records that one of the peer's own mailboxes left a

@@ -6,7 +6,8 @@ package reign
 // by kind in Stats.LimitsExceeded), and the defaults. The state each
 // bound guards lives with its subsystem: watchers in link.go, names in
 // registry.go, the type dictionary in conn.go, queued control frames in
-// writer.go. A subsystem that adds per-peer state (groups, say) appends a
+// writer.go, forwarded calls in callremote.go, group memberships in
+// groupsync.go (whose defaults are in groups.go). A subsystem that adds per-peer state (groups, say) appends a
 // Limit here, a field to the Config block and its default below, and
 // calls conn.exceeded where its handler would cross it.
 
@@ -37,16 +38,28 @@ const (
 	// LimitControl: Config.ControlBufferLimit, the control frames (links,
 	// Closed, registry) queued for a peer that does not read them.
 	LimitControl
+	// LimitForwarded: Config.MaxPeerForwarded, the peer's Requests that
+	// a server here forwarded to another node, awaiting answers.
+	LimitForwarded
+	// LimitGroups: Config.MaxPeerGroups, the process groups the peer's
+	// mailboxes are members of.
+	LimitGroups
+	// LimitGroupMembers: Config.MaxPeerGroupMembers, the group
+	// memberships the peer holds, all groups together.
+	LimitGroupMembers
 
 	// numLimits sizes the counters; keep it last.
 	numLimits
 )
 
 var limitNames = [numLimits]string{
-	LimitLinks:   "links",
-	LimitNames:   "names",
-	LimitTypes:   "types",
-	LimitControl: "control",
+	LimitLinks:        "links",
+	LimitNames:        "names",
+	LimitTypes:        "types",
+	LimitControl:      "control",
+	LimitForwarded:    "forwarded",
+	LimitGroups:       "groups",
+	LimitGroupMembers: "group_members",
 }
 
 // String returns the kind's name, such as "links".
@@ -70,6 +83,7 @@ const (
 	DefaultMaxPeerNameBytes = 4 << 20
 	DefaultMaxPeerTypes     = 1 << 16 // ~40 bytes each beyond the name: ~2.5 MiB
 	DefaultMaxPeerTypeBytes = 1 << 20
+	DefaultMaxPeerForwarded = 1 << 16 // a call record each, ~100 bytes (estimated)
 	// ControlBufferLimit's default is SendBufferLimit: see the field.
 )
 
@@ -128,6 +142,7 @@ func fillBoundDefaults(cfg *Config) error {
 		{&cfg.MaxPeerTypes, DefaultMaxPeerTypes, "MaxPeerTypes"},
 		{&cfg.MaxPeerTypeBytes, DefaultMaxPeerTypeBytes, "MaxPeerTypeBytes"},
 		{&cfg.ControlBufferLimit, cfg.SendBufferLimit, "ControlBufferLimit"},
+		{&cfg.MaxPeerForwarded, DefaultMaxPeerForwarded, "MaxPeerForwarded"},
 	} {
 		switch {
 		case *b.v == 0:

@@ -109,9 +109,11 @@ type Config struct {
 	MaxPeerTypeBytes int
 
 	// ControlBufferLimit bounds the control frames (Link, Unlink,
-	// Closed, registry claims and releases) queued for one peer and not
-	// yet written: control frames never wait for buffer room (they must
-	// not block the reader, nor links and the registry behind data), so
+	// Closed, registry claims and releases, CallFailed, and the replies
+	// to forwarded calls relayed while the send buffer is over
+	// SendBufferLimit) queued for one peer and not yet written: control
+	// frames never wait for buffer room (they must not block the reader,
+	// nor links and the registry behind data), so
 	// a peer that stops reading while it provokes them (Links to closed
 	// mailboxes, answered at once) would grow the buffer without end.
 	// Past this many bytes the connection is closed. The synchronization
@@ -121,9 +123,18 @@ type Config struct {
 	// ControlBufferLimit bytes. Zero means SendBufferLimit.
 	ControlBufferLimit int
 
+	// MaxPeerForwarded bounds the calls from one peer that a server on
+	// this node passed on to another node (a Request forwarded with Send)
+	// and whose answers this node still awaits: each holds a record here
+	// until its answer comes. A peer that would cross it is disconnected
+	// with CloseLimitExceeded, and the forwarding Send fails with
+	// ErrTooManyForwarded. Zero means DefaultMaxPeerForwarded (65,536).
+	MaxPeerForwarded int
+
 	// Process groups (groups.go). A peer that would cross either bound
 	// with a GroupJoin is disconnected with CloseLimitExceeded (counted
-	// in Stats.Closes) and its memberships are dropped, as on any
+	// in Stats.Closes, and in Stats.LimitsExceeded as LimitGroups or
+	// LimitGroupMembers) and its memberships are dropped, as on any
 	// disconnection; it reconnects and resynchronizes if it can.
 
 	// MaxPeerGroups is the most process groups that one peer's mailboxes
@@ -232,6 +243,7 @@ func NewNode(cfg Config) (*Node, error) {
 		born:  time.Now(),
 	}
 	n.log = cfg.Logger.With("node", int(cfg.NodeID))
+	n.calls.maxPeer = cfg.MaxPeerForwarded
 	n.reg.init(n)
 	for _, v := range builtinTypes {
 		if err := n.types.register("", v); err != nil {

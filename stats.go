@@ -21,6 +21,9 @@ type counters struct {
 	// calls
 	droppedUnmatchedReply atomic.Uint64
 	droppedUnlinkedClosed atomic.Uint64
+
+	// groups
+	broadcastSkipped atomic.Uint64
 }
 
 // closeCounts counts connection ends by reason.
@@ -103,6 +106,11 @@ type Stats struct {
 	// removed while its Closed was on the way, or one never made.
 	DroppedUnlinkedClosed uint64
 
+	// BroadcastSkipped counts the members a Broadcast skipped because
+	// the message was larger than their node's frame limit (the smaller
+	// of this node's MaxFrameSize and the one that node announced).
+	BroadcastSkipped uint64
+
 	// Membership (membership.go).
 
 	// Members is the number of nodes membership lists alive, this one
@@ -170,6 +178,7 @@ func (n *Node) Stats() Stats {
 	}
 	st.DroppedUnmatchedReply = s.droppedUnmatchedReply.Load()
 	st.DroppedUnlinkedClosed = s.droppedUnlinkedClosed.Load()
+	st.BroadcastSkipped = s.broadcastSkipped.Load()
 	st.CertExpiryWarnings, st.CertNotAfter = n.cl.expiry.stats()
 	if m := n.cl.member; m != nil {
 		st.Members = m.numMembers()
