@@ -45,7 +45,7 @@ import (
 )
 
 // DefaultIdleTimeout is MembershipConfig.IdleTimeout's default.
-const DefaultIdleTimeout = 30 * time.Second
+const DefaultIdleTimeout = 10 * time.Second
 
 // idleState is a connection's part in the idle close.
 type idleState struct {

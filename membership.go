@@ -107,7 +107,7 @@ type MembershipConfig struct {
 	// connection to every member, so they converge). Both sides agree
 	// before it closes, nothing in flight is lost, and the next use
 	// connects again; it is not a node down (NodeDown follows
-	// membership). Zero means DefaultIdleTimeout (30 s); negative keeps
+	// membership). Zero means DefaultIdleTimeout (10 s); negative keeps
 	// every connection up.
 	IdleTimeout time.Duration
 

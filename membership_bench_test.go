@@ -20,7 +20,9 @@ import (
 //
 //	go test -run '^$' -bench 'Membership|FullMesh' -benchtime 1x .
 //
-// (REIGN_BENCH_NODES=16,64,256 picks the sizes; 16 and 64 by default.)
+// (REIGN_BENCH_NODES=16,64,256 picks the sizes, 16 and 64 by default;
+// REIGN_BENCH_BATCH=32 starts the nodes 32 at a time, each batch joining
+// once the cluster before it has converged, instead of all at once.)
 //
 // Each starts N nodes in this process over loopback, at default settings
 // (memberlist's timings as MembershipConfig's defaults; heartbeats as
@@ -126,11 +128,18 @@ func benchMembership(b *testing.B, size int) {
 	spec := benchSpec(b, size+1)
 	heap0, g0 := baseline()
 	nodes := []*memberNode{benchMember(b, spec, 1)}
-	for id := 2; id <= size; id++ {
-		nodes = append(nodes, benchMember(b, spec, NodeID(id), nodes[0].addr))
+	defer func() { stopAll(nodes) }() // at once, even on a failure (the cleanups stop them one by one)
+	batch := size
+	if v, err := strconv.Atoi(os.Getenv("REIGN_BENCH_BATCH")); err == nil && v > 0 {
+		batch = v // grow the cluster batch by batch, each joining a converged one
 	}
 	start := time.Now()
-	checkFor(b, 300*time.Second, func() error { return members(size, nodes...) })
+	for len(nodes) < size {
+		for range min(batch, size-len(nodes)) {
+			nodes = append(nodes, benchMember(b, spec, NodeID(len(nodes)+1), nodes[0].addr))
+		}
+		checkFor(b, 120*time.Second, func() error { return members(len(nodes), nodes...) })
+	}
 	b.ReportMetric(time.Since(start).Seconds(), "converge-s")
 	// let the connections settle: those gossip made while the cluster
 	// formed close once idle (MembershipConfig.IdleTimeout)
@@ -152,7 +161,6 @@ func benchMembership(b *testing.B, size int) {
 	nn.stop()
 	checkFor(b, 60*time.Second, func() error { return members(size, nodes...) })
 	b.ReportMetric(time.Since(start).Seconds(), "kill-s")
-	stopAll(nodes)
 }
 
 func stopAll(nodes []*memberNode) {
