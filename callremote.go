@@ -293,18 +293,9 @@ func (c *conn) queueRelayed(h frameHead, v any) error {
 	n := c.p.c.n
 	sb := scratchPool.Get().(*scratch)
 	defer scratchPool.Put(sb)
-	var info *typeInfo
-	body := sb.b[:0]
-	if v != nil {
-		var err error
-		body, info, err = n.encodeMessage(body, v)
-		sb.b = body[:0]
-		if err != nil {
-			return err
-		}
-		if len(body)+64 > c.maxFrame {
-			return fmt.Errorf("%w: %s encodes to %d bytes, over the %d-byte frame limit", ErrFrameTooLarge, info.name, len(body), c.maxFrame)
-		}
+	body, info, err := c.encodeBody(sb, v)
+	if err != nil {
+		return err
 	}
 	c.mu.Lock()
 	if c.closed {

@@ -41,26 +41,47 @@ type frame struct {
 }
 
 // recPeer is a fakePeer (node 1's certificate, a correct handshake) that
-// also keeps the call frames node 4 sends it: Reply and CallFailed.
+// also keeps the call frames node 4 sends it: Reply and CallFailed. A
+// stalled one (dialStallPeer) reads nothing until read is called: it
+// heartbeats, so node 4 keeps it, but node 4's writes to it back up.
 type recPeer struct {
 	conn   *tls.Conn
+	inc    uint32
 	wmu    sync.Mutex
 	frames chan frame
+	resume chan struct{} // closed by read: the reader starts
 	stop   chan struct{}
 	once   sync.Once
+	ronce  sync.Once
 	wg     sync.WaitGroup
 }
 
 func dialRecPeer(t *testing.T, h *hostileCluster) *recPeer {
+	t.Helper()
+	f := dialFakeReader(t, h)
+	f.read()
+	return f
+}
+
+// dialStallPeer is dialRecPeer for a peer that does not read until read.
+func dialStallPeer(t *testing.T, h *hostileCluster) *recPeer {
+	t.Helper()
+	return dialFakeReader(t, h)
+}
+
+// read lets a stalled peer read.
+func (f *recPeer) read() { f.ronce.Do(func() { close(f.resume) }) }
+
+func dialFakeReader(t *testing.T, h *hostileCluster) *recPeer {
 	t.Helper()
 	cert := nodeCert(t, absent)
 	tc := dialTLS(t, h.addr, &cert)
 	if tc == nil {
 		t.Fatal("TLS refused for a good certificate")
 	}
-	f := &recPeer{conn: tc, frames: make(chan frame, 64), stop: make(chan struct{})}
+	f := &recPeer{conn: tc, inc: 0x5eed, frames: make(chan frame, 64), resume: make(chan struct{}), stop: make(chan struct{})}
 	_ = tc.SetDeadline(time.Now().Add(5 * time.Second))
-	if err := wire.WriteHello(tc, attackerHello(absent, 0x5eed)); err != nil {
+	if err := wire.WriteHello(tc, attackerHello(absent, f.inc)); err != nil {
 		t.Fatal(err)
 	}
 	r := wire.NewReader(tc, DefaultMaxFrameSize)
@@ -73,6 +94,11 @@ func dialRecPeer(t *testing.T, h *hostileCluster) *recPeer {
 	go func() {
 		defer f.wg.Done()
 		defer close(ended)
+		select {
+		case <-f.resume:
+		case <-f.stop:
+			return
+		}
 		for {
 			ft, p, err := r.Next()
 			if err != nil {

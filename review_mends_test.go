@@ -7,7 +7,6 @@ package reign
 
 import (
 	"context"
-	"crypto/tls"
 	"errors"
 	"strings"
 	"sync"
@@ -18,106 +17,12 @@ import (
 	"github.com/reign-go/reign/internal/wire"
 )
 
-// stallPeer is a fake node 1 (node 1's certificate, a correct handshake)
-// that sends heartbeats but reads nothing node 4 sends it until resume is
-// called: node 4's send buffer to it fills up, as to any peer that stops
-// reading. Once resumed it keeps the call frames (Reply, CallFailed).
-type stallPeer struct {
-	conn   *tls.Conn
-	inc    uint32
-	wmu    sync.Mutex
-	frames chan frame
-	resume chan struct{}
-	ended  chan struct{}
-	stop   chan struct{}
-	once   sync.Once
-	ronce  sync.Once
-	wg     sync.WaitGroup
-}
-
-func dialStallPeer(t *testing.T, h *hostileCluster) *stallPeer {
-	t.Helper()
-	cert := nodeCert(t, absent)
-	tc := dialTLS(t, h.addr, &cert)
-	if tc == nil {
-		t.Fatal("TLS refused for a good certificate")
-	}
-	f := &stallPeer{conn: tc, inc: 0x5eed, frames: make(chan frame, 64), resume: make(chan struct{}),
-		ended: make(chan struct{}), stop: make(chan struct{})}
-	_ = tc.SetDeadline(time.Now().Add(5 * time.Second))
-	if err := wire.WriteHello(tc, attackerHello(absent, f.inc)); err != nil {
-		t.Fatal(err)
-	}
-	r := wire.NewReader(tc, DefaultMaxFrameSize)
-	if _, err := wire.ReadHello(r); err != nil {
-		t.Fatalf("node's hello: %v", err)
-	}
-	_ = tc.SetDeadline(time.Time{})
-	f.wg.Add(2)
-	go func() {
-		defer f.wg.Done()
-		defer close(f.ended)
-		select {
-		case <-f.resume:
-		case <-f.stop:
-			return
-		}
-		for {
-			ft, p, err := r.Next()
-			if err != nil {
-				return
-			}
-			if ft == wire.TypeReply || ft == wire.TypeCallFailed {
-				select {
-				case f.frames <- frame{ft, append([]byte(nil), p...)}:
-				default:
-				}
-			}
-		}
-	}()
-	go func() {
-		defer f.wg.Done()
-		hb := wire.AppendFrame(nil, wire.TypeHeartbeat, nil)
-		for {
-			select {
-			case <-f.stop:
-				return
-			case <-time.After(faultHeartbeat):
-			}
-			if f.write(hb) != nil {
-				return
-			}
-		}
-	}()
-	t.Cleanup(f.close)
-	checkFor(t, 5*time.Second, func() error {
-		return unless(h.n4.Stats().PeersUp == 3, "node 4 has %d peers up, want 3", h.n4.Stats().PeersUp)
-	})
-	return f
-}
-
-func (f *stallPeer) write(b []byte) error {
-	f.wmu.Lock()
-	defer f.wmu.Unlock()
-	_ = f.conn.SetWriteDeadline(time.Now().Add(5 * time.Second))
-	_, err := f.conn.Write(b)
-	return err
-}
-
-func (f *stallPeer) read() { f.ronce.Do(func() { close(f.resume) }) }
-
-func (f *stallPeer) close() {
-	f.once.Do(func() { close(f.stop) })
-	_ = f.conn.Close()
-	f.wg.Wait()
-}
-
 // fillTo fills node 4's send buffer to the stalled peer past its limit:
 // two goroutines send to a mailbox of the peer until the connection ends
 // (one ends up writing inline, stuck in the socket; the other's frames
 // then pile up in the buffer, and its Send waits for room, as any
 // sender's does). It returns once the buffer is over the limit.
-func fillTo(t *testing.T, h *hostileCluster, f *stallPeer) {
+func fillTo(t *testing.T, h *hostileCluster, f *recPeer) {
 	t.Helper()
 	to := Address{n: h.n4, node: absent, inc: f.inc, id: 1}
 	text := strings.Repeat("x", 16<<10)
@@ -223,7 +128,7 @@ func testForwardedReply(t *testing.T, body string) {
 			t.Fatal("node 4 closed the stalled peer's connection for a small reply")
 		}
 		f.read()
-		fr := f.nextFrame(t)
+		fr := f.next(t)
 		rp, err := wire.ParseReply(fr.payload)
 		if fr.t != wire.TypeReply || err != nil || rp.CallRef != 77 || rp.To.ID != 9 {
 			t.Fatalf("node 1 got %v %+v (%v), want the Reply to its call 77", fr.t, rp, err)
@@ -238,19 +143,8 @@ func testForwardedReply(t *testing.T, body string) {
 	})
 }
 
-func (f *stallPeer) isUp(h *hostileCluster) bool {
+func (f *recPeer) isUp(h *hostileCluster) bool {
 	return h.n4.Stats().Peers[absent].Up
-}
-
-func (f *stallPeer) nextFrame(t *testing.T) frame {
-	t.Helper()
-	select {
-	case fr := <-f.frames:
-		return fr
-	case <-time.After(testTimeout):
-		t.Fatal("node 4 sent no Reply or CallFailed")
-	}
-	return frame{}
 }
 
 // TestForwardedBoundPerPeer: a peer (the fake node 1) makes node 4's

@@ -269,6 +269,23 @@ func (c *conn) lockRoom() error {
 	return nil
 }
 
+// encodeBody encodes v (nil: no body) into sb's buffer, for a frame on
+// c: it fails if the body would not fit the peer's frame limit.
+func (c *conn) encodeBody(sb *scratch, v any) ([]byte, *typeInfo, error) {
+	if v == nil {
+		return sb.b[:0], nil, nil
+	}
+	body, info, err := c.p.c.n.encodeMessage(sb.b[:0], v)
+	sb.b = body[:0]
+	if err != nil {
+		return nil, nil, err
+	}
+	if len(body)+64 > c.maxFrame {
+		return nil, nil, fmt.Errorf("%w: %s encodes to %d bytes, over the %d-byte frame limit", ErrFrameTooLarge, info.name, len(body), c.maxFrame)
+	}
+	return body, info, nil
+}
+
 // sendValue queues a Message, Request or Reply frame carrying v. The value
 // is encoded before the lock is taken; its type number is assigned (with a
 // TypeDef frame first, the first time) under the lock, so the definition
@@ -283,18 +300,9 @@ func (c *conn) sendValue(h frameHead, v any) error {
 	}
 	sb := scratchPool.Get().(*scratch)
 	defer scratchPool.Put(sb)
-	var info *typeInfo
-	body := sb.b[:0]
-	if v != nil {
-		var err error
-		body, info, err = n.encodeMessage(body, v)
-		sb.b = body[:0]
-		if err != nil {
-			return err
-		}
-		if len(body)+64 > c.maxFrame {
-			return fmt.Errorf("%w: %s encodes to %d bytes, over the %d-byte frame limit", ErrFrameTooLarge, info.name, len(body), c.maxFrame)
-		}
+	body, info, err := c.encodeBody(sb, v)
+	if err != nil {
+		return err
 	}
 
 	if err := c.lockRoom(); err != nil {
