@@ -69,9 +69,13 @@ type Config struct {
 	// (see TraceEvent and TraceKind), with the message's type and
 	// addresses. It is called synchronously, on the goroutine doing the
 	// work (a sender, a connection's reader, the closer), possibly from
-	// many goroutines at once, and with no lock of the node held: it must
-	// be quick and safe for concurrent use, must not block, and must not
-	// send to this node's mailboxes (that would trace again, without end).
+	// many goroutines at once, and with no lock of the node's tables held
+	// (it may read Peers, Members, Stats): it must be quick and safe for
+	// concurrent use, must not block, and must not send to this node's
+	// mailboxes (that would trace again, without end) nor close them or
+	// subscribe to node or group events (NodeUp, NodeDown and
+	// GroupChanged are traced while their delivery order is held, and
+	// those calls wait for it).
 	// Typical tracers count, sample or log. Nil means no tracing, at the
 	// cost of one nil check per event.
 	Tracer func(TraceEvent)
