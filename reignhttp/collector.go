@@ -28,6 +28,8 @@ import (
 //	reign_group_members_local            gauge   this node's group memberships, all groups together
 //	reign_messages_dropped_total{reason} counter messages from peers dropped: closed,
 //	                                             unknown_type, undecodable, stale
+//	reign_broadcast_skipped_total        counter group members Broadcast skipped: their node's
+//	                                             frame limit is below the message
 //	reign_connections_total              counter connections established
 //	reign_connections_refused_total      counter incoming connections refused
 //	reign_peers_up                       gauge   peers connected now
@@ -57,6 +59,7 @@ func NewCollector(n *reign.Node) prometheus.Collector {
 		groups:        d("groups", "Process groups this node knows of, cluster-wide."),
 		groupLocal:    d("group_members_local", "This node's process group memberships, all groups together."),
 		dropped:       d("messages_dropped_total", "Messages from peers dropped, by reason.", "reason"),
+		skipped:       d("broadcast_skipped_total", "Group members Broadcast skipped because their node's frame limit is below the message."),
 		connects:      d("connections_total", "Connections to peers established (first and re-connections)."),
 		refused:       d("connections_refused_total", "Incoming connections refused (bad certificates, failed handshakes, unknown nodes)."),
 		peersUp:       d("peers_up", "Peers connected now."),
@@ -73,14 +76,14 @@ func NewCollector(n *reign.Node) prometheus.Collector {
 }
 
 type collector struct {
-	n                                        *reign.Node
-	uptime, mailboxes, queued, queueMax      *prometheus.Desc
-	nameQueue, names, nameConflicts, dropped *prometheus.Desc
-	connects, refused, peersUp, peerUp       *prometheus.Desc
-	closes, limits                           *prometheus.Desc
-	peerBytes, peerFrames, peerMessages      *prometheus.Desc
-	peerRTT, certWarnings, certNotAfter      *prometheus.Desc
-	groups, groupLocal                       *prometheus.Desc
+	n                                                 *reign.Node
+	uptime, mailboxes, queued, queueMax               *prometheus.Desc
+	nameQueue, names, nameConflicts, dropped, skipped *prometheus.Desc
+	connects, refused, peersUp, peerUp                *prometheus.Desc
+	closes, limits                                    *prometheus.Desc
+	peerBytes, peerFrames, peerMessages               *prometheus.Desc
+	peerRTT, certWarnings, certNotAfter               *prometheus.Desc
+	groups, groupLocal                                *prometheus.Desc
 }
 
 // dropReasons maps each reason label of reign_messages_dropped_total to
@@ -101,7 +104,7 @@ var dropReasons = []struct {
 // Describe sends the descriptors of every metric.
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{c.uptime, c.mailboxes, c.queued, c.queueMax, c.nameQueue,
-		c.names, c.nameConflicts, c.dropped, c.connects, c.refused, c.peersUp, c.peerUp,
+		c.names, c.nameConflicts, c.dropped, c.skipped, c.connects, c.refused, c.peersUp, c.peerUp,
 		c.closes, c.limits, c.peerBytes, c.peerFrames, c.peerMessages, c.peerRTT, c.certWarnings, c.certNotAfter, c.groups, c.groupLocal} {
 		ch <- d
 	}
@@ -140,6 +143,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	for _, r := range dropReasons {
 		counter(c.dropped, r.count(s.Stats), r.label)
 	}
+	counter(c.skipped, s.Stats.BroadcastSkipped)
 	counter(c.connects, s.Stats.Connects)
 	counter(c.refused, s.Stats.Refused)
 	gauge(c.peersUp, float64(s.Stats.PeersUp))

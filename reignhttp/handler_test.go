@@ -266,6 +266,7 @@ func TestMetricsLocal(t *testing.T) {
 		"reign_names":                    1,
 		"reign_name_conflicts":           0,
 		"reign_peers_up":                 0,
+		"reign_broadcast_skipped_total":  0,
 	} {
 		if v := mustValue(t, fams, name, node); v != want {
 			t.Errorf("%s = %v, want %v", name, v, want)
