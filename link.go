@@ -271,6 +271,7 @@ func (n *Node) mailboxClosed(a Address, links map[Address]struct{}, err error) {
 	if remote {
 		n.unlinkWatcher(a)
 	}
+	n.dropWatches(a)
 }
 
 // notifyClosed delivers mc to notify, wherever it is. Delivery failures are

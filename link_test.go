@@ -1,6 +1,7 @@
 package reign
 
 import (
+	"fmt"
 	"testing"
 	"time"
 )
@@ -173,5 +174,55 @@ func TestReasonString(t *testing.T) {
 		if got := r.String(); got != want {
 			t.Errorf("Reason(%d).String() = %q, want %q", uint8(r), got, want)
 		}
+	}
+}
+
+// TestClosedWatcherDropsRemoteLinks: a mailbox that watches mailboxes on
+// another node and then closes without RemoveNotify takes its links with
+// it, on both nodes (Erlang removes a dead process's monitors): before,
+// they stayed until each target closed, counting against the peer's
+// MaxPeerLinks on the target's node.
+func TestClosedWatcherDropsRemoteLinks(t *testing.T) {
+	tc := newTestCluster(t, 2, nil)
+	tc.connected()
+	n1, n2 := tc.node(1), tc.node(2)
+	var targets []Address
+	for range 3 {
+		a, mb := n1.NewMailbox()
+		t.Cleanup(mb.Close)
+		targets = append(targets, a)
+	}
+	w, wmb := n2.NewMailbox()
+	kept, kmb := n2.NewMailbox() // a second watcher keeps its link
+	t.Cleanup(kmb.Close)
+	for _, a := range targets {
+		n2.BindAddress(a).OnCloseNotify(w)
+	}
+	n2.BindAddress(targets[0]).OnCloseNotify(kept)
+	checkFor(t, 5*time.Second, func() error {
+		for _, a := range targets {
+			if !n1.linked(a, n1.BindAddress(w)) {
+				return fmt.Errorf("node 1 has no link from %v to %v", w, a)
+			}
+		}
+		return nil
+	})
+	wmb.Close()
+	checkFor(t, 5*time.Second, func() error {
+		for _, a := range targets {
+			if n1.linked(a, n1.BindAddress(w)) {
+				return fmt.Errorf("node 1 still has the closed watcher's link to %v", a)
+			}
+			if n2.linked(n2.BindAddress(a), w) {
+				return fmt.Errorf("node 2 still has the closed watcher's link to %v", a)
+			}
+		}
+		return nil
+	})
+	if !n1.linked(targets[0], n1.BindAddress(kept)) {
+		t.Fatal("the other watcher's link went too")
+	}
+	if got := n2.watches.n.Load(); got != 1 {
+		t.Fatalf("node 2 indexes %d watchers, want 1", got)
 	}
 }

@@ -1,6 +1,9 @@
 package reign
 
 import (
+	"slices"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/reign-go/reign/internal/wire"
@@ -33,6 +36,75 @@ type peerLinks struct {
 
 // viaLink is a link a peer asked for: watcher, of this node, watches target.
 type viaLink struct{ target, watcher Address }
+
+// remoteWatches indexes the remote links by watcher: the remote mailboxes
+// each local mailbox watches (OnCloseNotify). When a watcher closes, its
+// links are removed on both nodes, as Erlang removes a dead process's
+// monitors; without this they stayed until the target closed or the
+// connection ended, held the peer's link bound (MaxPeerLinks) and kept the
+// connection from closing as idle.
+type remoteWatches struct {
+	n  atomic.Int64 // watchers indexed: a closing mailbox costs one load when 0
+	mu sync.Mutex
+	// local watcher mailbox ID -> the remote targets it watches: a slice,
+	// since a watcher mostly watches one or a few (a Call's reply mailbox
+	// watches its server), so indexing one costs one small allocation
+	m map[uint64][]Address
+}
+
+func (w *remoteWatches) add(watcher uint64, target Address) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.m == nil {
+		w.m = map[uint64][]Address{}
+	}
+	ts, ok := w.m[watcher]
+	if !ok {
+		w.n.Add(1)
+	}
+	w.m[watcher] = append(ts, target)
+}
+
+func (w *remoteWatches) remove(watcher uint64, target Address) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	ts, ok := w.m[watcher]
+	if !ok {
+		return
+	}
+	if i := slices.Index(ts, target); i >= 0 {
+		ts[i] = ts[len(ts)-1]
+		ts = ts[:len(ts)-1]
+	}
+	if len(ts) == 0 {
+		delete(w.m, watcher)
+		w.n.Add(-1)
+	} else {
+		w.m[watcher] = ts
+	}
+}
+
+// take removes and returns what watcher watches.
+func (w *remoteWatches) take(watcher uint64) []Address {
+	if w.n.Load() == 0 {
+		return nil
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	ts, ok := w.m[watcher]
+	if ok {
+		delete(w.m, watcher)
+		w.n.Add(-1)
+	}
+	return ts
+}
+
+// dropWatches removes the remote links of a, a local mailbox that closed.
+func (n *Node) dropWatches(a Address) {
+	for _, target := range n.watches.take(a.id) {
+		n.unlinkRemote(target, a)
+	}
+}
 
 // linkHook is links' peerHook.
 type linkHook struct{}
@@ -82,6 +154,7 @@ func (linkHook) peerDown(p *peer, _ *conn, why CloseReason) {
 	p.mu.Unlock()
 	for target, notifies := range l.out {
 		for notify := range notifies {
+			n.watches.remove(notify.id, target)
 			n.notifyClosed(notify, MailboxClosed{Address: target, Reason: reason})
 		}
 	}
@@ -160,6 +233,7 @@ func (n *Node) linkRemote(a, notify Address, dial bool) {
 		p.links.out[a] = set
 	}
 	set[notify] = struct{}{}
+	n.watches.add(notify.id, a)
 	// If the connection is closing, appendFrame fails, and linkHook's
 	// peerDown (which has not taken the links: p.live is still cn) fires
 	// the link just recorded.
@@ -188,6 +262,7 @@ func (n *Node) unlinkRemote(a, notify Address) {
 	if len(set) == 0 {
 		delete(p.links.out, a)
 	}
+	n.watches.remove(notify.id, a)
 	if cn := p.live.Load(); cn != nil {
 		_ = cn.appendFrame(wire.TypeUnlink, func(b []byte) []byte {
 			return wire.AppendLink(b, wire.Link{Target: ref(a), Watcher: ref(notify)})
@@ -325,6 +400,7 @@ func (p *peer) closedReceived(target, watcher wire.Ref, reason Reason, text stri
 		p.c.stats.droppedUnlinkedClosed.Add(1)
 		return
 	}
+	n.watches.remove(notify.id, a)
 	n.notifyClosed(notify, MailboxClosed{Address: a, Reason: reason, Err: exitCause(reason, text)})
 }
 

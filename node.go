@@ -193,6 +193,8 @@ type Node struct {
 
 	born   time.Time  // when NewNode made it, for Snapshot's uptime
 	events nodeEvents // nodeevents.go: node-event watchers, Peers, WaitName
+
+	watches remoteWatches // linkremote.go: the remote mailboxes each local mailbox watches
 }
 
 // NewNode checks cfg, fills in its defaults and, for a clustered node,
