@@ -150,7 +150,9 @@ func exitCause(r Reason, text string) error {
 // refusal is counted in Stats.LinksRefused and logged, at most once a
 // second. A link to a remote mailbox also fires, with NoConnection, if the
 // connection between notify's node and a's node is lost, so a watcher is
-// never left waiting for a node that is gone.
+// never left waiting for a node that is gone. When notify's mailbox closes,
+// its links to mailboxes on other nodes are removed, on both nodes, as
+// Erlang removes a dead process's monitors.
 func (a Address) OnCloseNotify(notify Address) {
 	n := a.n
 	if n == nil {
