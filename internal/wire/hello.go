@@ -6,10 +6,14 @@ import (
 	"io"
 )
 
-// The range of protocol versions this package speaks.
+// The range of protocol versions this package speaks. Version 1 had frame
+// types 1-13; version 2 adds 14-24 (CallFailed, the group frames, Gossip
+// and GossipStream, LinkFor, Ping, Pong, ConnAccept, Idle) and Closed's
+// optional Text. A version-1 node, which would close the connection on
+// the first of those, is refused at the handshake instead.
 const (
-	MinVersion = 1
-	MaxVersion = 1
+	MinVersion = 2
+	MaxVersion = 2
 )
 
 // Magic starts every Hello payload.
