@@ -670,3 +670,42 @@ func testHostileRegistryFlood(t *testing.T) {
 		t.Fatal("node 2's claim vanished with the fake peer's")
 	}
 }
+
+// TestVersionOnePeerRefused: a node of protocol version 1 (frame types
+// 1-13 only) is refused at the handshake, counted and logged as a failed
+// handshake, instead of being taken and then cut off by the first frame
+// of version 2 it cannot read.
+func TestVersionOnePeerRefused(t *testing.T) {
+	h := newHostileCluster(t, nil)
+	before := h.n4.Stats().Closes[CloseHandshakeFailed]
+	cert := nodeCert(t, absent)
+	tc := dialTLS(t, h.addr, &cert)
+	if tc == nil {
+		t.Fatal("TLS refused for a good certificate")
+	}
+	defer tc.Close()
+	_ = tc.SetDeadline(time.Now().Add(5 * time.Second))
+	old := attackerHello(absent, 0x5eed)
+	old.MinVersion, old.MaxVersion = 1, 1
+	if err := wire.WriteHello(tc, old); err != nil {
+		t.Fatal(err)
+	}
+	r := wire.NewReader(tc, DefaultMaxFrameSize)
+	hello, err := wire.ReadHello(r)
+	if err != nil {
+		t.Fatalf("node's hello: %v", err)
+	}
+	if hello.MinVersion != 2 {
+		t.Fatalf("node speaks versions %d..%d, want from 2", hello.MinVersion, hello.MaxVersion)
+	}
+	if _, _, err := r.Next(); err == nil {
+		t.Fatal("the node kept a version-1 connection")
+	}
+	checkFor(t, 5*time.Second, func() error {
+		got := h.n4.Stats().Closes[CloseHandshakeFailed]
+		return unless(got == before+1, "handshake failures %d, want %d", got, before+1)
+	})
+	if h.n4.Stats().Peers[absent].Up {
+		t.Fatal("the version-1 peer is up")
+	}
+}
