@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -14,6 +13,7 @@ import (
 	"time"
 
 	"github.com/reign-go/reign/internal/certs"
+	"github.com/reign-go/reign/internal/proctest"
 )
 
 // A test binary started with these variables set is a child node for the
@@ -91,24 +91,9 @@ func runChildNode(specPath, idText string, join *string) int {
 }
 
 // freePorts returns n distinct 127.0.0.1 addresses that were free a moment
-// ago (for specs that another process must listen on).
-func freePorts(t *testing.T, n int) []string {
-	t.Helper()
-	var out []string
-	var lns []net.Listener
-	for i := 0; i < n; i++ {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		lns = append(lns, ln)
-		out = append(out, ln.Addr().String())
-	}
-	for _, ln := range lns {
-		ln.Close()
-	}
-	return out
-}
+// ago (for specs that another process must listen on): proctest's, which
+// keeps out of the ephemeral port range.
+func freePorts(t *testing.T, n int) []string { return proctest.FreeAddrs(t, n) }
 
 // startChild starts the test binary as node id of the spec at path.
 func startChild(t *testing.T, path string, id NodeID) *exec.Cmd {

@@ -9,11 +9,13 @@ import (
 	"context"
 	"encoding/json"
 	"io"
+	"math/rand/v2"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -97,21 +99,42 @@ func WriteCerts(t testing.TB, n int) string {
 }
 
 // FreeAddrs returns n distinct 127.0.0.1 host:port addresses that were
-// free a moment ago.
+// free a moment ago. The ports are picked below the kernel's ephemeral
+// range where it leaves room (Linux: /proc/sys/net/ipv4/ip_local_port_range),
+// so that no outgoing connection of this or another test can take one
+// between FreeAddrs and the child's bind (a port from :0 is an ephemeral
+// one, and was seen taken so, failing the child's listen).
 func FreeAddrs(t testing.TB, n int) []string {
 	t.Helper()
+	lo, hi := 20000, 32768
+	if b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range"); err == nil {
+		if f := strings.Fields(string(b)); len(f) == 2 {
+			if eph, err := strconv.Atoi(f[0]); err == nil && eph < hi {
+				hi = eph
+			}
+		}
+	}
 	var addrs []string
 	var lns []net.Listener // held together, so the ports differ
-	for range n {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
+	defer func() {
+		for _, ln := range lns {
+			ln.Close()
+		}
+	}()
+	for tries := 0; len(addrs) < n; tries++ {
+		addr := "127.0.0.1:0"
+		if hi-lo >= 1000 && tries < 100*n {
+			addr = net.JoinHostPort("127.0.0.1", strconv.Itoa(lo+rand.IntN(hi-lo)))
+		}
+		ln, err := net.Listen("tcp", addr)
 		if err != nil {
-			t.Fatal(err)
+			if addr == "127.0.0.1:0" {
+				t.Fatal(err)
+			}
+			continue // taken: try another
 		}
 		lns = append(lns, ln)
 		addrs = append(addrs, ln.Addr().String())
-	}
-	for _, ln := range lns {
-		ln.Close()
 	}
 	return addrs
 }
