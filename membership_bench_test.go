@@ -142,8 +142,14 @@ func benchMembership(b *testing.B, size int) {
 	}
 	b.ReportMetric(time.Since(start).Seconds(), "converge-s")
 	// let the connections settle: those gossip made while the cluster
-	// formed close once idle (MembershipConfig.IdleTimeout)
-	time.Sleep(DefaultIdleTimeout + 10*time.Second)
+	// formed close once idle (MembershipConfig.IdleTimeout);
+	// REIGN_BENCH_SETTLE (a duration) waits longer, for memberlist to
+	// finish retransmitting a large cluster's joins
+	settle := DefaultIdleTimeout + 10*time.Second
+	if d, err := time.ParseDuration(os.Getenv("REIGN_BENCH_SETTLE")); err == nil && d > settle {
+		settle = d
+	}
+	time.Sleep(settle)
 	conns := 0
 	for _, n := range nodes {
 		conns += n.Stats().PeersUp
