@@ -355,8 +355,8 @@ func handleGoodbye(c *conn, payload []byte) error {
 		return closeWith(CloseDuplicateConn, io.EOF)
 	}
 	if g.Reason == wire.GoodbyeIdle { // idle.go
-		if c.p.c.idleTimeout() == 0 || c.p.arbiter() {
-			return fmt.Errorf("%w: an idle Goodbye from the higher ID of the pair, or with idle close off", wire.ErrMalformed)
+		if c.p.c.member == nil || c.p.arbiter() {
+			return fmt.Errorf("%w: an idle Goodbye from the higher ID of the pair, or without membership", wire.ErrMalformed)
 		}
 		c.idleGoodbye()
 		return nil

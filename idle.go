@@ -199,13 +199,14 @@ func handleIdle(c *conn, payload []byte) error {
 	}
 	c.idle.quietIn.Add(quietIdle)
 	p := c.p
-	if p.c.idleTimeout() == 0 || p.arbiter() != (v.Phase != wire.IdleAsk) {
-		return fmt.Errorf("%w: Idle phase %d from the wrong side of the pair, or with idle close off", wire.ErrMalformed, v.Phase)
+	if p.c.member == nil || p.arbiter() != (v.Phase != wire.IdleAsk) {
+		return fmt.Errorf("%w: Idle phase %d from the wrong side of the pair, or without membership", wire.ErrMalformed, v.Phase)
 	}
 	in, out := c.traffic()
 	switch v.Phase {
 	case wire.IdleAsk:
-		if in == v.Out && out == v.In && c.queueEmpty() && !c.idle.draining.Load() && !p.needs() {
+		// (a node with idle close off, IdleTimeout negative, refuses)
+		if p.c.idleTimeout() > 0 && in == v.Out && out == v.In && c.queueEmpty() && !c.idle.draining.Load() && !p.needs() {
 			c.sendIdle(wire.Idle{Phase: wire.IdleAgree, In: in, Out: out})
 		} else {
 			c.sendIdle(wire.Idle{Phase: wire.IdleRefuse})

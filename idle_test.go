@@ -197,3 +197,22 @@ func TestLinkForWaitsForConnection(t *testing.T) {
 		t.Fatalf("the watcher got %+v, %v; want MailboxClosed Normal", v, err)
 	}
 }
+
+// TestIdleCloseOffOnOneSide: a node with idle close off (IdleTimeout
+// negative) refuses the asks of a lower ID that has it on: the
+// connection stays up, and is not closed as a protocol error either.
+func TestIdleCloseOffOnOneSide(t *testing.T) {
+	t.Parallel()
+	n1 := startMember(t, 1, quietMembership(100*time.Millisecond))
+	n2 := startMember(t, 2, quietMembership(-1), n1.addr)
+	checkFor(t, 10*time.Second, func() error { return members(2, n1, n2) })
+	checkFor(t, 10*time.Second, func() error { return pairConnected(n1, n2) })
+	cn := n1.cl.peer(2).live.Load()
+	time.Sleep(time.Second) // ten idle timeouts of node 1's
+	if n1.cl.peer(2).live.Load() != cn {
+		t.Fatalf("the connection closed: node 1's closes %v, node 2's %v", n1.Stats().Closes, n2.Stats().Closes)
+	}
+	if c := n1.Stats().Closes[CloseIdle] + n2.Stats().Closes[CloseIdle] + n2.Stats().Closes[CloseProtocolError]; c != 0 {
+		t.Fatalf("idle or protocol-error closes: node 1 %v, node 2 %v", n1.Stats().Closes, n2.Stats().Closes)
+	}
+}
