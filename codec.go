@@ -77,27 +77,13 @@ func (c MsgpackCodec) Name() string {
 }
 
 type msgpackEncoder struct {
-	w   appendWriter
+	w   msgpackfast.AppendWriter
 	enc *msgpack.Encoder
 }
 
 type msgpackDecoder struct {
 	r   bytes.Reader
 	dec *msgpack.Decoder
-}
-
-// appendWriter is an io.Writer and io.ByteWriter that appends to a slice,
-// so msgpack writes straight into the caller's buffer.
-type appendWriter struct{ b []byte }
-
-func (w *appendWriter) Write(p []byte) (int, error) {
-	w.b = append(w.b, p...)
-	return len(p), nil
-}
-
-func (w *appendWriter) WriteByte(c byte) error {
-	w.b = append(w.b, c)
-	return nil
 }
 
 // The pools cache encoder and decoder objects; they hold no node's state.
@@ -132,10 +118,10 @@ func (c MsgpackCodec) Marshal(dst []byte, v any) ([]byte, error) {
 	}
 	e := msgpackEncoders.Get().(*msgpackEncoder)
 	e.enc.UseArrayEncodedStructs(c.Compact)
-	e.w.b = dst
+	e.w.B = dst
 	err := e.enc.Encode(v)
-	out := e.w.b
-	e.w.b = nil
+	out := e.w.B
+	e.w.B = nil
 	msgpackEncoders.Put(e)
 	return out, err
 }

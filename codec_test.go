@@ -9,6 +9,7 @@ import (
 	"testing"
 	"unsafe"
 
+	"github.com/reign-go/reign/internal/msgpackfast"
 	"github.com/vmihailenco/msgpack/v5"
 )
 
@@ -570,15 +571,15 @@ func TestMsgpackFastPathAddress(t *testing.T) {
 			t.Fatalf("%T is not plain", v)
 		}
 		for _, compact := range []bool{false, true} {
-			var w appendWriter
+			var w msgpackfast.AppendWriter
 			enc := msgpack.NewEncoder(&w)
 			enc.UseArrayEncodedStructs(compact)
 			if err := enc.Encode(v); err != nil {
 				t.Fatal(err)
 			}
 			got, err := MsgpackCodec{Compact: compact}.Marshal(nil, v)
-			if err != nil || !bytes.Equal(got, w.b) {
-				t.Fatalf("%T: Marshal = %x, %v; the library writes %x", v, got, err, w.b)
+			if err != nil || !bytes.Equal(got, w.B) {
+				t.Fatalf("%T: Marshal = %x, %v; the library writes %x", v, got, err, w.B)
 			}
 			p := reflect.New(reflect.TypeOf(v))
 			if done, err := fastPath.Unmarshal(got, p.Interface()); !done || err != nil {

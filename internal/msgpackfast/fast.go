@@ -227,14 +227,14 @@ func (c *Codec) buildPlan(t reflect.Type, depth int) *fastPlan {
 func agreesWithLibrary(p *fastPlan, t reflect.Type) bool {
 	zero := reflect.New(t)
 	for _, compact := range []bool{false, true} {
-		var w appendWriter
+		var w AppendWriter
 		enc := msgpack.NewEncoder(&w)
 		enc.UseArrayEncodedStructs(compact)
 		if err := enc.Encode(zero.Elem().Interface()); err != nil {
 			return false
 		}
 		fast, ok := p.encode(nil, zero.UnsafePointer(), compact)
-		if !ok || !bytes.Equal(fast, w.b) {
+		if !ok || !bytes.Equal(fast, w.B) {
 			return false
 		}
 	}
@@ -316,16 +316,19 @@ func PointerShaped(t reflect.Type) bool {
 	return false
 }
 
-// appendWriter is an io.Writer and io.ByteWriter that appends to a slice.
-type appendWriter struct{ b []byte }
+// AppendWriter is an io.Writer and io.ByteWriter that appends to B, so
+// msgpack writes straight into a caller's buffer.
+type AppendWriter struct{ B []byte }
 
-func (w *appendWriter) Write(p []byte) (int, error) {
-	w.b = append(w.b, p...)
+// Write appends p to B.
+func (w *AppendWriter) Write(p []byte) (int, error) {
+	w.B = append(w.B, p...)
 	return len(p), nil
 }
 
-func (w *appendWriter) WriteByte(c byte) error {
-	w.b = append(w.b, c)
+// WriteByte appends c to B.
+func (w *AppendWriter) WriteByte(c byte) error {
+	w.B = append(w.B, c)
 	return nil
 }
 

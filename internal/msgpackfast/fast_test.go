@@ -172,13 +172,13 @@ var fastPlainTypes = []reflect.Type{
 // the fast path.
 func libMarshal(t testing.TB, v any, compact bool) []byte {
 	t.Helper()
-	var w appendWriter
+	var w AppendWriter
 	enc := msgpack.NewEncoder(&w)
 	enc.UseArrayEncodedStructs(compact)
 	if err := enc.Encode(v); err != nil {
 		t.Fatalf("library Encode(%T): %v", v, err)
 	}
-	return w.b
+	return w.B
 }
 
 // fastTook reports whether the fast path alone decoded data into ptr.
@@ -376,7 +376,7 @@ func mapPairs(t testing.TB, data []byte) (keys []string, vals []msgpack.RawMessa
 
 func joinPairs(t testing.TB, keys []string, vals []msgpack.RawMessage) []byte {
 	t.Helper()
-	var w appendWriter
+	var w AppendWriter
 	enc := msgpack.NewEncoder(&w)
 	if err := enc.EncodeMapLen(len(keys)); err != nil {
 		t.Fatal(err)
@@ -389,7 +389,7 @@ func joinPairs(t testing.TB, keys []string, vals []msgpack.RawMessage) []byte {
 			t.Fatal(err)
 		}
 	}
-	return w.b
+	return w.B
 }
 
 // TestMsgpackFastFallback feeds MsgpackCodec what the library accepts but

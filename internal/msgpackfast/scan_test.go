@@ -243,11 +243,11 @@ func FuzzScan(f *testing.F) {
 // BenchmarkScan is the pre-scan of a small generic message, against the
 // library's Skip, which it replaced.
 func BenchmarkScan(b *testing.B) {
-	var w appendWriter
+	var w AppendWriter
 	if err := msgpack.NewEncoder(&w).Encode(map[string]any{"seq": 12345, "tags": []any{"a", "b", true}, "inner": map[string]any{"x": 1.5}}); err != nil {
 		b.Fatal(err)
 	}
-	data := w.b
+	data := w.B
 	b.Run("Scan", func(b *testing.B) {
 		b.SetBytes(int64(len(data)))
 		b.ReportAllocs()
