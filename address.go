@@ -189,3 +189,26 @@ func (a *Address) DecodeMsgpack(d *msgpack.Decoder) error {
 	}
 	return a.UnmarshalBinary(b[:])
 }
+
+// ownAddress checks that a is an Address of this node's run (ErrZeroAddress,
+// ErrNotLocal otherwise) and returns it bound to this node.
+func (n *Node) ownAddress(a Address) (Address, error) {
+	switch {
+	case a.IsZero():
+		return a, ErrZeroAddress
+	case a.node != n.id || a.inc != n.inc:
+		return a, fmt.Errorf("%w: %v is not a mailbox of %v", ErrNotLocal, a, n)
+	}
+	a.n = n
+	return a, nil
+}
+
+// openMailbox is ownAddress for a mailbox that must be open now (a
+// *SendError wrapping ErrMailboxClosed otherwise).
+func (n *Node) openMailbox(a Address) (Address, error) {
+	a, err := n.ownAddress(a)
+	if err == nil && n.table.lookup(a.id) == nil {
+		err = &SendError{To: a, Err: ErrMailboxClosed}
+	}
+	return a, err
+}

@@ -188,22 +188,6 @@ func (g *groupTable) flush() {
 	}
 }
 
-// groupCheckLocal checks that a is an open mailbox of n (a member or a
-// watcher to be) and returns it bound.
-func (n *Node) groupCheckLocal(a Address) (Address, error) {
-	switch {
-	case a.IsZero():
-		return a, ErrZeroAddress
-	case a.node != n.id || a.inc != n.inc:
-		return a, fmt.Errorf("%w: %v is not a mailbox of %v", ErrNotLocal, a, n)
-	}
-	a.n = n
-	if n.table.lookup(a.id) == nil {
-		return a, &SendError{To: a, Err: ErrMailboxClosed}
-	}
-	return a, nil
-}
-
 // JoinGroup makes the local mailbox at a a member of the process group
 // group, on every node of the cluster: the other nodes learn of it at
 // once if connected, or when they connect. As in Erlang's pg, a mailbox
@@ -222,7 +206,7 @@ func (n *Node) JoinGroup(group string, a Address) error {
 	if err := checkGroupName(group); err != nil {
 		return err
 	}
-	a, err := n.groupCheckLocal(a)
+	a, err := n.openMailbox(a)
 	if err != nil {
 		return err
 	}
@@ -263,13 +247,10 @@ func (n *Node) JoinGroup(group string, a Address) error {
 // error wrapping ErrNotJoined if a is not a member, ErrNotLocal if a is
 // not a mailbox of this node.
 func (n *Node) LeaveGroup(group string, a Address) error {
-	if a.IsZero() {
-		return ErrZeroAddress
+	a, err := n.ownAddress(a)
+	if err != nil {
+		return err
 	}
-	if a.node != n.id || a.inc != n.inc {
-		return fmt.Errorf("%w: %v is not a mailbox of %v", ErrNotLocal, a, n)
-	}
-	a.n = n
 	g := &n.pg
 	defer g.flush() // after the unlock below
 	g.mu.Lock()
@@ -448,7 +429,7 @@ func (n *Node) MonitorGroup(group string, watcher Address) ([]Address, error) {
 	if err := checkGroupName(group); err != nil {
 		return nil, err
 	}
-	watcher, err := n.groupCheckLocal(watcher)
+	watcher, err := n.openMailbox(watcher)
 	if err != nil {
 		return nil, err
 	}

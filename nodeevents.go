@@ -2,7 +2,6 @@ package reign
 
 import (
 	"context"
-	"fmt"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -96,13 +95,10 @@ type nodeEvents struct {
 // watcher must be an open mailbox of this node: otherwise the error wraps
 // ErrZeroAddress, ErrNotLocal or ErrMailboxClosed.
 func (n *Node) MonitorNodes(watcher Address) error {
-	switch {
-	case watcher.IsZero():
-		return ErrZeroAddress
-	case watcher.node != n.id || watcher.inc != n.inc:
-		return fmt.Errorf("%w: %v is not a mailbox of %v", ErrNotLocal, watcher, n)
+	watcher, err := n.ownAddress(watcher)
+	if err != nil {
+		return err
 	}
-	watcher.n = n
 	e := &n.events
 	e.deliver.Lock()
 	defer e.deliver.Unlock()

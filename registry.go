@@ -62,15 +62,9 @@ func (n *Node) Register(name string, a Address) error {
 	if err := checkName(name); err != nil {
 		return err
 	}
-	switch {
-	case a.IsZero():
-		return ErrZeroAddress
-	case a.node != n.id || a.inc != n.inc:
-		return fmt.Errorf("%w: %v is not a mailbox of %v", ErrNotLocal, a, n)
-	}
-	a.n = n
-	if n.table.lookup(a.id) == nil {
-		return &SendError{To: a, Err: ErrMailboxClosed}
+	a, err := n.openMailbox(a)
+	if err != nil {
+		return err
 	}
 	r := &n.reg
 	r.mu.Lock()
