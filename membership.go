@@ -539,18 +539,17 @@ func (m *membership) sweep(ctx context.Context) {
 func (m *membership) report(id NodeID, up bool, why CloseReason) {
 	m.mu.Lock()
 	was := m.up[id]
-	if up {
-		_, alive := m.members[id]
-		up = alive // it may have left since
-		m.up[id] = up || was
-	} else {
+	_, alive := m.members[id] // an arrival may have left since
+	arrived, left := up && alive && !was, !up && was
+	if arrived {
+		m.up[id] = true
+	} else if left {
 		delete(m.up, id)
 	}
 	m.mu.Unlock()
-	switch {
-	case up && !was:
+	if arrived {
 		m.c.n.events.nodeUp(id)
-	case !up && was && why != 0:
+	} else if left {
 		m.c.n.events.nodeDown(id, why)
 	}
 }
