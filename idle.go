@@ -58,14 +58,13 @@ type idleState struct {
 	// for the answer).
 	lastAct   int64        // traffic seen at the last check (writer only)
 	quietFrom atomic.Int64 // monotime since when there was no traffic (and nothing needed)
-	asked     atomic.Bool  // an Ask is unanswered
+	askAt     atomic.Int64 // monotime of the Ask unanswered, 0 if none
 	askIn     atomic.Uint64
 	askOut    atomic.Uint64
-	askAt     atomic.Int64
 }
 
-// quietFrame is the size of a Heartbeat, Ping or Pong frame, and of an Idle
-// frame: not traffic.
+// The sizes of the frames that are not traffic: Heartbeat, Ping and Pong,
+// Idle.
 const (
 	quietHeartbeat = wire.HeaderSize
 	quietPing      = wire.HeaderSize + wire.PingSize
@@ -164,9 +163,9 @@ func (c *conn) checkIdle(timeout time.Duration) {
 	if time.Duration(now-c.idle.quietFrom.Load()) < timeout {
 		return
 	}
-	if c.idle.asked.Load() {
-		if time.Duration(now-c.idle.askAt.Load()) > c.p.c.n.cfg.HeartbeatTimeout {
-			c.idle.asked.Store(false) // never answered: ask again later
+	if at := c.idle.askAt.Load(); at != 0 {
+		if time.Duration(now-at) > c.p.c.n.cfg.HeartbeatTimeout {
+			c.idle.askAt.Store(0) // never answered: ask again later
 			c.idle.quietFrom.Store(now)
 		}
 		return
@@ -177,8 +176,7 @@ func (c *conn) checkIdle(timeout time.Duration) {
 	}
 	c.idle.askIn.Store(in)
 	c.idle.askOut.Store(out)
-	c.idle.askAt.Store(now)
-	c.idle.asked.Store(true)
+	c.idle.askAt.Store(max(now, 1))
 	c.sendIdle(wire.Idle{Phase: wire.IdleAsk, In: in, Out: out})
 }
 
@@ -212,7 +210,7 @@ func handleIdle(c *conn, payload []byte) error {
 			c.sendIdle(wire.Idle{Phase: wire.IdleRefuse})
 		}
 	case wire.IdleAgree:
-		if !c.idle.asked.Swap(false) {
+		if c.idle.askAt.Swap(0) == 0 {
 			// an answer to an ask given up on (checkIdle: unanswered
 			// for HeartbeatTimeout, on a slow peer): too late to act on
 			return nil
@@ -230,7 +228,7 @@ func handleIdle(c *conn, payload []byte) error {
 			c.idle.quietFrom.Store(monotime())
 		}
 	case wire.IdleRefuse:
-		c.idle.asked.Store(false)
+		c.idle.askAt.Store(0)
 		c.idle.quietFrom.Store(monotime())
 	}
 	return nil
